@@ -1,0 +1,1 @@
+"""metricstore: CloudWatch, CloudWatch Logs and SNS on the wire, backed by DuckDB."""

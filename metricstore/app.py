@@ -1,0 +1,107 @@
+"""The application: ``make_app(config)`` builds the aiohttp app and its life cycle.
+
+One port, like an AWS endpoint: every AWS request is ``POST``ed (or, for legacy query
+clients, ``GET``) to any path and routed by its shape in :mod:`.dispatch`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+
+from aiohttp import web
+
+from . import dispatch
+from .clock import Clock
+from .config import Config
+from .operations import load_all
+from .store.db import Store
+from .store.metrics import MetricBatch, MetricsStore
+
+log = logging.getLogger("metricstore")
+
+from .dispatch import SERVER
+
+
+class Server:
+    """The server's parts, handed to operations through their Context."""
+
+    def __init__(self, config: Config, clock: Clock | None = None):
+        self.config = config
+        self.clock = clock or Clock()
+        self.store: Store | None = None
+        self.metrics: MetricsStore | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    def open(self) -> None:
+        self.store = Store(self.config.db_path)
+        self.metrics = MetricsStore(self.store)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    async def put_metrics(self, account: str, region: str, batch: MetricBatch) -> int:
+        now_ms = self.clock.now_ms()
+        return await self.store.write(
+            lambda w: self.metrics.insert(w, account, region, batch, now_ms))
+
+    async def maintenance(self) -> None:
+        """Compaction (hot → clustered) and AWS's roll-up tiers, off the event loop."""
+        while True:
+            await asyncio.sleep(self.config.compact_interval)
+            try:
+                await self.store.write(lambda w: self.metrics.rollup(w, self.clock.now_ms()))
+            except Exception:  # pragma: no cover - logged, retried next round
+                log.exception("maintenance failed")
+
+    async def reset(self) -> None:
+        """Wipe all state (only with --enable-reset)."""
+        def wipe(w):
+            tables = [r[0] for r in w.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()]
+            for t in tables:
+                w.con.execute(f'DELETE FROM "{t}"')
+            self.metrics._ids.clear()
+            self.metrics._info.clear()
+        await self.store.write(wipe)
+
+
+async def health(request: web.Request) -> web.Response:
+    server = request.app[SERVER]
+    ok = server.store is not None
+    return web.json_response({"status": "ok" if ok else "starting", "service": "metricstore"},
+                             status=200 if ok else 503)
+
+
+async def reset(request: web.Request) -> web.Response:
+    server = request.app[SERVER]
+    if not server.config.enable_reset:
+        raise web.HTTPNotFound()
+    await server.reset()
+    return web.json_response({"status": "reset"})
+
+
+def make_app(config: Config, clock: Clock | None = None) -> web.Application:
+    load_all()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    server = Server(config, clock)
+    app[SERVER] = server
+
+    async def lifecycle(app):
+        server.open()
+        task = asyncio.create_task(server.maintenance())
+        yield
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        server.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/health", health)
+    app.router.add_post("/_metricstore/reset", reset)
+    app.router.add_route("*", "/{tail:.*}", dispatch.handle)
+    return app

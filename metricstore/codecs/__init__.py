@@ -1,0 +1,112 @@
+"""Wire protocols as codecs behind one interface.
+
+::
+
+            request ─► pick_codec(method, path, headers, body) ─► Codec
+                                                                     │
+          ┌──────────────┬───────────────────┬───────────────────────┤
+     JsonCodec        CborCodec          QueryCodec
+     (awsJson1_0,     (smithy-rpc-v2-    (awsQuery: form in, XML out;
+      awsJson1_1)      cbor)              CloudWatch and SNS)
+          │                │                    │
+          └── decode(req) -> Call(service, operation, params)
+              encode_result(call, result) -> Reply
+              encode_error(call, ServiceError) -> Reply
+
+Decoders parse bytes; :mod:`.shapes` validates and converts along botocore's model, the same
+for every protocol.  Nothing here knows about DuckDB or operations.
+"""
+from __future__ import annotations
+
+import gzip
+import re
+import uuid
+import zlib
+from dataclasses import dataclass, field
+
+from ..errors import ServiceError
+from ..services import ServiceSpec
+
+MAX_BODY = 40 * 1024 * 1024           # hard cap on any decompressed body
+
+
+@dataclass
+class RequestInfo:
+    """What a codec needs of an HTTP request (kept free of aiohttp)."""
+
+    method: str
+    path: str
+    headers: dict          # case-insensitive mapping
+    body: bytes
+    query: dict = field(default_factory=dict)   # URL query string parameters
+    form: dict = field(default_factory=dict)    # decoded form parameters (query protocol)
+
+
+@dataclass
+class Call:
+    service: ServiceSpec
+    operation: str
+    params: dict
+    protocol: str
+    request_id: str
+    query_mode: bool = False
+    account: str = ""
+    region: str = ""
+    access_key: str | None = None
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict
+    body: bytes
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def decompress(body: bytes, encoding: str | None, limit: int = MAX_BODY) -> bytes:
+    """Undo ``Content-Encoding: gzip`` with a bound on the output (gzip bombs)."""
+    if not encoding or encoding.strip().lower() in ("identity", ""):
+        return body
+    enc = encoding.strip().lower()
+    if enc not in ("gzip", "x-gzip", "deflate"):
+        raise ServiceError("UnsupportedMediaType", f"Content-Encoding {encoding} is not supported.",
+                           status=415, query_code="UnsupportedMediaType")
+    wbits = 16 + zlib.MAX_WBITS if enc != "deflate" else zlib.MAX_WBITS
+    d = zlib.decompressobj(wbits)
+    try:
+        out = d.decompress(body, limit + 1)
+    except zlib.error:
+        raise ServiceError("SerializationException", "The request body could not be decompressed.",
+                           status=400, query_code="MalformedInput") from None
+    if len(out) > limit:
+        raise ServiceError("RequestEntityTooLarge", "Request size exceeded the maximum allowed size.",
+                           status=413, query_code="RequestEntityTooLarge")
+    if not d.eof:
+        raise ServiceError("SerializationException", "The request body could not be decompressed.",
+                           status=400, query_code="MalformedInput")
+    return out
+
+
+_CBOR_PATH = re.compile(r"/service/([^/]+)/operation/([^/]+)/?$")
+
+
+def pick_codec(req: RequestInfo):
+    """The codec for a request, chosen by its shape (path, headers, body), or None."""
+    from .cbor import CBOR
+    from .json import JSON
+    from .query_xml import QUERY
+
+    headers = req.headers
+    if _CBOR_PATH.search(req.path):
+        return CBOR
+    if headers.get("X-Amz-Target"):
+        return JSON
+    ctype = (headers.get("Content-Type") or "").lower()
+    if req.method == "POST" and ("x-www-form-urlencoded" in ctype or not ctype):
+        return QUERY
+    if req.method == "GET" and "Action" in req.query:
+        return QUERY
+    return None

@@ -1,0 +1,62 @@
+"""Server configuration: command-line flags, each also settable by METRICSTORE_* variables."""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 4566
+    data_dir: str = "./data"
+    account_id: str = "000000000000"
+    region: str = "us-east-1"
+    alarm_interval: int = 60
+    enable_reset: bool = False
+    allow_aws_namespaces: bool = False
+    compact_interval: float = 30.0
+    log_level: str = "INFO"
+
+    @property
+    def db_path(self) -> str:
+        if self.data_dir == ":memory:":
+            return ":memory:"
+        return os.path.join(self.data_dir, "metricstore.duckdb")
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    v = os.environ.get(name)
+    if v is None:
+        return default
+    return v.strip().lower() in ("1", "true", "yes", "on")
+
+
+def parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="metricstore")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the server")
+    s.add_argument("--host", default=env("METRICSTORE_HOST", Config.host))
+    s.add_argument("--port", type=int, default=int(env("METRICSTORE_PORT", Config.port)))
+    s.add_argument("--data-dir", default=env("METRICSTORE_DATA_DIR", Config.data_dir))
+    s.add_argument("--account-id", default=env("METRICSTORE_ACCOUNT_ID", Config.account_id))
+    s.add_argument("--region", default=env("METRICSTORE_REGION", Config.region))
+    s.add_argument("--alarm-interval", type=int,
+                   default=int(env("METRICSTORE_ALARM_INTERVAL", Config.alarm_interval)))
+    s.add_argument("--enable-reset", action="store_true",
+                   default=_env_bool("METRICSTORE_ENABLE_RESET", False))
+    s.add_argument("--allow-aws-namespaces", action="store_true",
+                   default=_env_bool("METRICSTORE_ALLOW_AWS_NAMESPACES", False),
+                   help="accept PutMetricData into AWS/* namespaces (AWS itself refuses them)")
+    s.add_argument("--log-level", default=env("METRICSTORE_LOG_LEVEL", Config.log_level))
+    return p
+
+
+def from_args(argv=None) -> tuple[str, Config]:
+    a = parser().parse_args(argv)
+    cfg = Config(host=a.host, port=a.port, data_dir=a.data_dir, account_id=a.account_id,
+                 region=a.region, alarm_interval=a.alarm_interval, enable_reset=a.enable_reset,
+                 allow_aws_namespaces=a.allow_aws_namespaces, log_level=a.log_level)
+    return a.command, cfg

@@ -1,0 +1,83 @@
+"""The one place where the wire meets the operations.
+
+request → pick_codec → Call (service, operation) → validated params → OPERATIONS[...] →
+encode_result / encode_error in the same protocol.  Unexpected exceptions become
+InternalFailure (500) with a logged traceback: they are bugs.
+"""
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from . import auth
+from .codecs import Reply, RequestInfo, pick_codec
+from .codecs.json import JSON
+from .codecs.query_xml import QUERY
+from .errors import ServiceError, internal_failure, invalid_action
+from .operations import OPERATIONS, Context
+
+log = logging.getLogger("metricstore.dispatch")
+
+SERVER = web.AppKey("server", object)
+
+# AWS's request size limits per operation (bytes on the wire).
+BODY_LIMITS = {"PutMetricData": 1_048_576, "PutLogEvents": 1_048_576 + 10_000 * 26 + 65_536}
+DEFAULT_BODY_LIMIT = 8 * 1024 * 1024
+
+
+def _reply(r: Reply) -> web.Response:
+    return web.Response(status=r.status, headers=r.headers, body=r.body)
+
+
+_AIOHTTP_DECODES = {"gzip", "x-gzip", "deflate", "br", "zstd"}
+
+
+async def request_info(request: web.Request) -> RequestInfo:
+    body = await request.read()
+    headers = request.headers
+    enc = (headers.get("Content-Encoding") or "").strip().lower()
+    if enc in _AIOHTTP_DECODES:
+        # aiohttp has already decoded the body (bounded by client_max_size).
+        headers = CIMultiDict(headers)
+        del headers["Content-Encoding"]
+    return RequestInfo(request.method, request.path, headers, body, dict(request.query))
+
+
+async def handle(request: web.Request) -> web.Response:
+    server = request.app[SERVER]
+    try:
+        req = await request_info(request)
+    except web.HTTPException:
+        raise
+    codec = pick_codec(req)
+    if codec is None:
+        return _reply(JSON.encode_error(None, None, ServiceError(
+            "UnknownOperationException", "The request does not name a known operation: send "
+            "X-Amz-Target, a smithy rpc-v2-cbor path, or a form body with Action.", status=400)))
+    spec = None
+    call = None
+    try:
+        call = codec.decode(req)
+        spec = call.service
+        call.account, call.region, call.access_key = auth.identify(req, server.config)
+        limit = BODY_LIMITS.get(call.operation, DEFAULT_BODY_LIMIT)
+        if len(req.body) > limit:
+            raise ServiceError("RequestEntityTooLarge",
+                               f"Request size {len(req.body)} exceeded {limit} bytes",
+                               status=413, query_code="RequestEntityTooLarge")
+        fn = OPERATIONS.get((spec.name, call.operation))
+        params = codec.read_params(call, req)
+        if fn is None:
+            raise invalid_action(f"The operation {call.operation} is not implemented by "
+                                 f"metricstore yet.")
+        call.params = params
+        ctx = Context(call.account, call.region, server)
+        result = await fn(ctx, **params)
+        return _reply(codec.encode_result(call, result))
+    except ServiceError as e:
+        return _reply(codec.encode_error(spec, call, e))
+    except Exception:  # noqa: BLE001 - a bug: log it, answer InternalFailure
+        log.exception("internal error in %s", call.operation if call else "request")
+        return _reply(codec.encode_error(spec, call, internal_failure()))
