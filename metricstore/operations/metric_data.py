@@ -307,22 +307,23 @@ def _run(cur, ctx: Context, queries, start_s: float, end_s: float, now: float):
         mctx = metric_math.MathContext(period=period, start=align_start(start_s, period, now),
                                        end=int(end_s), series=dict(series_by_id), search=search)
         try:
-            res = metric_math.evaluate(parsed[k], mctx)
+            res = metric_math.evaluate(parsed[k], mctx, text=q["Expression"])
         except QueryError as e:
             raise _bad(f"Error in expression {k}: {e.with_text(q['Expression']).render()}") from None
         if isinstance(res, (int, float)):
+            # A scalar result is shown at every timestamp of the request's series.
             grid = sorted({int(t) for s in series_by_id.values() if isinstance(s, metric_math.Series)
                            for t in s.timestamps})
-            res = metric_math.Series(k, k, np.array(grid, dtype=np.int64),
-                                     np.full(len(grid), float(res)), {})
-        if isinstance(res, metric_math.Series):
-            res.meta = dict(res.meta or {}, expression=True)
-            res.meta.setdefault("default_label", k)
-            series_by_id[k] = res
-        else:
-            for s in res:
-                s.meta = dict(s.meta or {}, expression=True)
-            series_by_id[k] = list(res)
+            res = [metric_math.Series(k, k, np.array(grid, dtype=np.int64),
+                                      np.full(len(grid), float(res)), {})]
+        results = []
+        for s in res:
+            meta = dict(s.meta or {}, expression=True)
+            single = len(res) == 1
+            meta["default_label"] = k if single else (s.label or k)
+            results.append(metric_math.Series(k if single else s.id, s.label, s.timestamps,
+                                              s.values, meta))
+        series_by_id[k] = results[0] if len(results) == 1 else results
     out = []
     for q in queries:
         if not q.get("ReturnData", True):
