@@ -50,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-aws-namespaces", action="store_true",
                    default=_env_bool("METRICSTORE_ALLOW_AWS_NAMESPACES", False),
                    help="accept PutMetricData into AWS/* namespaces (AWS itself refuses them)")
+    s.add_argument("--compact-interval", type=float,
+                   default=float(env("METRICSTORE_COMPACT_INTERVAL", Config.compact_interval)),
+                   help="seconds between store compaction/roll-up rounds")
     s.add_argument("--log-level", default=env("METRICSTORE_LOG_LEVEL", Config.log_level))
     return p
 
@@ -58,5 +61,6 @@ def from_args(argv=None) -> tuple[str, Config]:
     a = parser().parse_args(argv)
     cfg = Config(host=a.host, port=a.port, data_dir=a.data_dir, account_id=a.account_id,
                  region=a.region, alarm_interval=a.alarm_interval, enable_reset=a.enable_reset,
-                 allow_aws_namespaces=a.allow_aws_namespaces, log_level=a.log_level)
+                 allow_aws_namespaces=a.allow_aws_namespaces, log_level=a.log_level,
+                 compact_interval=a.compact_interval)
     return a.command, cfg
