@@ -18,23 +18,30 @@ from .shapes import read_input
 _CT = "text/xml"
 
 
-def _unquote(b: bytes) -> str:
-    if b"%" in b or b"+" in b:
-        return unquote_plus(b.decode("latin-1"), encoding="utf-8", errors="strict")
-    return b.decode("utf-8")
-
-
 def parse_form(body: bytes) -> dict[str, str]:
-    """Byte-level ``application/x-www-form-urlencoded`` parser (≈4× faster than parse_qsl)."""
+    """``application/x-www-form-urlencoded`` parser working on the whole text at once:
+    only the pieces holding ``%`` or ``+`` are unquoted (≈3× faster than parse_qsl)."""
     out: dict[str, str] = {}
     if not body:
         return out
     try:
-        for part in body.split(b"&"):
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ServiceError("MalformedQueryString", "The request body is not valid UTF-8.",
+                               status=400, query_code="MalformedQueryString") from None
+    try:
+        for part in text.split("&"):
             if not part:
                 continue
-            k, _, v = part.partition(b"=")
-            out[_unquote(k)] = _unquote(v)
+            k, _, v = part.partition("=")
+            if "%" in k or "+" in k:
+                k = unquote_plus(k, errors="strict")
+            if "%" in v or "+" in v:
+                v = unquote_plus(v, errors="strict")
+            out[k] = v
     except UnicodeDecodeError:
         raise ServiceError("MalformedQueryString", "The request body is not valid UTF-8.",
                            status=400, query_code="MalformedQueryString") from None

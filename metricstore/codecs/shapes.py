@@ -415,6 +415,159 @@ _BUILDERS = {
 }
 
 
+# -- fast path ------------------------------------------------------------------------------
+# Typed protocols (JSON, CBOR) usually send exactly the model's types.  A fast reader checks
+# every constraint without building paths or new containers and converts in place; at the
+# first thing it does not like (a violation, an unknown member, a null, an odd type) it gives
+# up, and the full reader above runs to produce AWS's messages or the cleaned value.
+
+
+class _Fallback(Exception):
+    pass
+
+
+_FALLBACK = _Fallback()
+
+
+def fast_reader(shape):
+    """Compile ``shape`` into Python source (scalar checks inlined) and return its reader."""
+    gen = _FastGen()
+    name = gen.function(shape)
+    ns = {"F": _FALLBACK, "datetime": dt.datetime, "ts_of": parse_timestamp, "inf": math.inf}
+    ns.update(gen.consts)
+    exec(compile("\n".join(gen.lines), f"<fast reader {shape.name}>", "exec"), ns)
+    return ns[name]
+
+
+class _FastGen:
+    """Generates one function per container shape; scalar members are checked inline."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.names: dict = {}
+        self.consts: dict = {}
+
+    def const(self, value) -> str:
+        name = f"c{len(self.consts)}"
+        self.consts[name] = value
+        return name
+
+    def scalar_check(self, shape, var: str, ind: str, target: str | None) -> list[str] | None:
+        """Lines that check scalar ``var`` (and convert it into ``target``), or None."""
+        t = shape.type_name
+        meta = shape.metadata
+        out = []
+        if t == "string":
+            enum = getattr(shape, "enum", None)
+            if enum:
+                out.append(f"{ind}if {var} not in {self.const(frozenset(enum))} or type({var}) is not str: raise F")
+                return out
+            lo, hi = meta.get("min", 0), meta.get("max")
+            cond = [f"type({var}) is not str"]
+            if hi is not None:
+                cond.append(f"not {lo} <= len({var}) <= {hi}")
+            elif lo:
+                cond.append(f"len({var}) < {lo}")
+            out.append(f"{ind}if {' or '.join(cond)}: raise F")
+            pattern = meta.get("pattern")
+            rx = _pattern(pattern) if pattern else None
+            if rx is not None:
+                out.append(f"{ind}if {self.const(rx)}.fullmatch({var}) is None: raise F")
+            return out
+        if t in ("double", "float", "integer", "long"):
+            if t in ("double", "float"):
+                out.append(f"{ind}if type({var}) is not float and type({var}) is not int: raise F")
+            else:
+                out.append(f"{ind}if type({var}) is not int: raise F")
+            if "min" in meta:
+                out.append(f"{ind}if {var} < {meta['min']!r}: raise F")
+            if "max" in meta:
+                out.append(f"{ind}if {var} > {meta['max']!r}: raise F")
+            return out
+        if t == "boolean":
+            return [f"{ind}if type({var}) is not bool: raise F"]
+        if t == "timestamp":
+            out.append(f"{ind}if type({var}) is float or type({var}) is int:")
+            out.append(f"{ind}    if {var} != {var} or {var} == inf or {var} == -inf: raise F")
+            out.append(f"{ind}elif type({var}) is datetime:")
+            out.append(f"{ind}    {target} = ts_of({var})" if target else f"{ind}    raise F")
+            out.append(f"{ind}else: raise F")
+            return out
+        return None
+
+    def function(self, shape) -> str:
+        key = (shape.name, shape.type_name)
+        if key in self.names:
+            return self.names[key]
+        fname = f"r_{len(self.names)}"
+        self.names[key] = fname
+        t = shape.type_name
+        body: list[str] = [f"def {fname}(value):"]
+        if t == "structure":
+            body.append("    if type(value) is not dict: raise F")
+            body.append("    for k, v in value.items():")
+            first = True
+            for name, m in shape.members.items():
+                kw = "if" if first else "elif"
+                first = False
+                body.append(f"        {kw} k == {name!r}:")
+                chk = self.scalar_check(m, "v", "            ", f"value[{name!r}]")
+                if chk is None:
+                    sub = self.function(m)
+                    body.append(f"            {sub}(v)")
+                else:
+                    body.extend(chk)
+            body.append("        else: raise F" if not first else "        raise F")
+            req = list(shape.required_members)
+            if req:
+                body.append(f"    if not value.keys() >= {self.const(frozenset(req))}: raise F")
+            body.append("    return value")
+        elif t == "list":
+            lo, hi = shape.metadata.get("min", 0), shape.metadata.get("max")
+            body.append("    if type(value) is not list: raise F")
+            if hi is not None:
+                body.append(f"    if not {lo} <= len(value) <= {hi}: raise F")
+            elif lo:
+                body.append(f"    if len(value) < {lo}: raise F")
+            m = shape.member
+            chk = self.scalar_check(m, "v", "        ", "value[i]")
+            if chk is None:
+                sub = self.function(m)
+                body.append("    for v in value:")
+                body.append(f"        {sub}(v)")
+            else:
+                body.append("    for i, v in enumerate(value):")
+                body.extend(chk)
+            body.append("    return value")
+        elif t == "map":
+            lo, hi = shape.metadata.get("min", 0), shape.metadata.get("max")
+            body.append("    if type(value) is not dict: raise F")
+            if hi is not None:
+                body.append(f"    if not {lo} <= len(value) <= {hi}: raise F")
+            elif lo:
+                body.append(f"    if len(value) < {lo}: raise F")
+            body.append("    for k, v in value.items():")
+            kchk = self.scalar_check(shape.key, "k", "        ", None)
+            body.extend(kchk or ["        raise F"])
+            vchk = self.scalar_check(shape.value, "v", "        ", "value[k]")
+            if vchk is None:
+                body.append(f"        {self.function(shape.value)}(v)")
+            else:
+                body.extend(vchk)
+            body.append("    return value")
+        else:
+            body.append("    raise F")
+        self.lines.extend(body)
+        self.lines.append("")
+        return fname
+
+
+@lru_cache(maxsize=None)
+def _fast_input_reader(spec, op_name: str):
+    op = spec.operation(op_name)
+    return fast_reader(op.input_shape) if op.input_shape is not None else None
+
+
 @lru_cache(maxsize=None)
 def _input_reader(spec, op_name: str, strings: bool):
     op = spec.operation(op_name)
@@ -428,9 +581,19 @@ def read_input(spec, op_name: str, value, strings: bool) -> dict:
     rd = _input_reader(spec, op_name, strings)
     if rd is None:
         return {}
-    problems = Problems(strings)
     if value is None:
         value = {}
+    if not strings:
+        fast = _fast_input_reader(spec, op_name)
+        snapshot = value
+        try:
+            return fast(value)
+        except _Fallback:
+            pass
+        except (TypeError, ValueError, OverflowError):
+            pass
+        value = snapshot
+    problems = Problems(strings)
     out = rd(value, "", "", problems)
     if problems.type_errors or problems.missing or problems.validation:
         problems.raise_for(spec)

@@ -52,6 +52,32 @@ def _fmt(v) -> str:
     return str(v)
 
 
+_DIM_KEYS: dict = {}
+
+
+def _dimension_key(pairs: tuple, p: str) -> str:
+    """Validate a datum's dimensions the AWS way; canonical key (cached once valid)."""
+    seen = set()
+    for j, (name, value) in enumerate(pairs, 1):
+        if name in seen:
+            raise invalid_parameter_value(
+                f"The parameter {p}.Dimensions.member.{j}.Name has a duplicate value "
+                f"{name}; dimension names must be unique.")
+        seen.add(name)
+        if not name.strip() or not value.strip():
+            raise invalid_parameter_value(
+                f"The parameter {p}.Dimensions.member.{j} must contain at least one "
+                "non-whitespace character in Name and Value.")
+        if name.startswith(":"):
+            raise invalid_parameter_value(
+                f"The value {name} for parameter {p}.Dimensions.member.{j}.Name is invalid.")
+    dk = dim_key([{"Name": n, "Value": v} for n, v in pairs])
+    if len(_DIM_KEYS) > 100_000:
+        _DIM_KEYS.clear()
+    _DIM_KEYS[pairs] = dk
+    return dk
+
+
 def build_batch(namespace: str, data: list[dict], now: float, allow_aws: bool = False,
                 first_index: int = 1, batch: MetricBatch | None = None,
                 key_index: dict | None = None) -> MetricBatch:
@@ -92,23 +118,14 @@ def build_batch(namespace: str, data: list[dict], now: float, allow_aws: bool = 
         if not (has_value or has_values or has_stats):
             raise missing_parameter(
                 f"The parameter {p}.Value, {p}.Values or {p}.StatisticValues is required.")
-        dims = d.get("Dimensions") or []
+        dims = d.get("Dimensions")
         if dims:
-            seen = set()
-            for j, dim in enumerate(dims, 1):
-                name = dim["Name"]
-                if name in seen:
-                    raise invalid_parameter_value(
-                        f"The parameter {p}.Dimensions.member.{j}.Name has a duplicate value "
-                        f"{name}; dimension names must be unique.")
-                seen.add(name)
-                if not name.strip() or not dim["Value"].strip():
-                    raise invalid_parameter_value(
-                        f"The parameter {p}.Dimensions.member.{j} must contain at least one "
-                        "non-whitespace character in Name and Value.")
-                if name.startswith(":"):
-                    raise invalid_parameter_value(
-                        f"The value {name} for parameter {p}.Dimensions.member.{j}.Name is invalid.")
+            pairs = tuple([(x["Name"], x["Value"]) for x in dims])
+            dk = _DIM_KEYS.get(pairs)
+            if dk is None:
+                dk = _dimension_key(pairs, p)
+        else:
+            dk = "[]"
         ts = d.get("Timestamp")
         if ts is None:
             ts = now
@@ -124,7 +141,7 @@ def build_batch(namespace: str, data: list[dict], now: float, allow_aws: bool = 
                 "are 1 and 60.")
         hires = res == 1
         unit = UNIT_CODE[d.get("Unit", "None")]
-        k = (namespace, d["MetricName"], dim_key(dims))
+        k = (namespace, d["MetricName"], dk)
         ki = keys.get(k)
         if ki is None:
             ki = keys[k] = len(b.keys)
