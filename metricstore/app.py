@@ -32,12 +32,20 @@ class Server:
         self.store: Store | None = None
         self.metrics: MetricsStore | None = None
         self._tasks: list[asyncio.Task] = []
+        self.ingest = None
 
     def open(self) -> None:
+        if self.config.ingest_workers > 0:
+            from .ingest import IngestPool
+            self.ingest = IngestPool(self.config.ingest_workers)
+            self.ingest.warm()
         self.store = Store(self.config.db_path)
         self.metrics = MetricsStore(self.store)
 
     def close(self) -> None:
+        if self.ingest is not None:
+            self.ingest.close()
+            self.ingest = None
         if self.store is not None:
             self.store.close()
             self.store = None

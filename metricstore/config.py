@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -17,6 +17,7 @@ class Config:
     enable_reset: bool = False
     allow_aws_namespaces: bool = False
     compact_interval: float = 30.0
+    ingest_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     log_level: str = "INFO"
 
     @property
@@ -53,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--compact-interval", type=float,
                    default=float(env("METRICSTORE_COMPACT_INTERVAL", Config.compact_interval)),
                    help="seconds between store compaction/roll-up rounds")
+    s.add_argument("--ingest-workers", type=int,
+                   default=int(env("METRICSTORE_INGEST_WORKERS", os.cpu_count() or 1)),
+                   help="processes that decode large PutMetricData bodies (0: in the server)")
     s.add_argument("--log-level", default=env("METRICSTORE_LOG_LEVEL", Config.log_level))
     return p
 
@@ -62,5 +66,5 @@ def from_args(argv=None) -> tuple[str, Config]:
     cfg = Config(host=a.host, port=a.port, data_dir=a.data_dir, account_id=a.account_id,
                  region=a.region, alarm_interval=a.alarm_interval, enable_reset=a.enable_reset,
                  allow_aws_namespaces=a.allow_aws_namespaces, log_level=a.log_level,
-                 compact_interval=a.compact_interval)
+                 compact_interval=a.compact_interval, ingest_workers=a.ingest_workers)
     return a.command, cfg

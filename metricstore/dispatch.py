@@ -16,7 +16,8 @@ from .codecs import Reply, RequestInfo, pick_codec
 from .codecs.json import JSON
 from .codecs.query_xml import QUERY
 from .errors import ServiceError, internal_failure, invalid_action
-from .operations import OPERATIONS, Context
+from .ingest import OFFLOAD_MIN_BYTES
+from .operations import OPERATIONS, PREPARE, Context
 
 log = logging.getLogger("metricstore.dispatch")
 
@@ -67,13 +68,21 @@ async def handle(request: web.Request) -> web.Response:
             raise ServiceError("RequestEntityTooLarge",
                                f"Request size {len(req.body)} exceeded {limit} bytes",
                                status=413, query_code="RequestEntityTooLarge")
-        fn = OPERATIONS.get((spec.name, call.operation))
+        key = (spec.name, call.operation)
+        fn = OPERATIONS.get(key)
+        ctx = Context(call.account, call.region, server)
+        if fn is not None and key in PREPARE and server.ingest is not None \
+                and len(req.body) >= OFFLOAD_MIN_BYTES:
+            # CPU-heavy decode and validation on a worker core (metricstore/ingest.py)
+            prepared = await server.ingest.prepare(codec.name, req, spec.name, call.operation,
+                                                   ctx.prepare_env())
+            result = await fn(ctx, prepared=prepared)
+            return _reply(codec.encode_result(call, result))
         params = codec.read_params(call, req)
         if fn is None:
             raise invalid_action(f"The operation {call.operation} is not implemented by "
                                  f"metricstore yet.")
         call.params = params
-        ctx = Context(call.account, call.region, server)
         result = await fn(ctx, **params)
         return _reply(codec.encode_result(call, result))
     except ServiceError as e:

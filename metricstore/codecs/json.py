@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 from ..errors import ServiceError
 from .. import services
 from . import Call, Reply, RequestInfo, decompress, new_request_id
@@ -48,8 +50,11 @@ class JsonCodec:
         body = decompress(req.body, req.headers.get("Content-Encoding"))
         if body.strip():
             try:
-                value = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
+                try:
+                    value = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    value = json.loads(body)   # NaN literals, integers beyond 64 bits
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 raise ServiceError("SerializationException",
                                    "Start of structure or map found where not expected." if body[:1]
                                    not in (b"{", b"[") else "The request body is not valid JSON.",

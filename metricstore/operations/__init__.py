@@ -10,6 +10,26 @@ from typing import Any, Awaitable, Callable
 
 OPERATIONS: dict[tuple[str, str], Callable[..., Awaitable[dict | None]]] = {}
 
+# Pure, CPU-heavy first halves of hot operations (validation and conversion to columns).
+# ``prepare(env, **params) -> picklable`` may run in a worker process; the operation then
+# receives the result as ``prepared=``.  See metricstore/ingest.py.
+PREPARE: dict[tuple[str, str], Callable[..., Any]] = {}
+
+
+@dataclass(frozen=True)
+class PrepareEnv:
+    """What a prepare step may know of the server (it runs in another process)."""
+
+    now: float
+    allow_aws_namespaces: bool = False
+
+
+def prepare_step(service: str, name: str):
+    def register(fn):
+        PREPARE[(service, name)] = fn
+        return fn
+    return register
+
 
 def operation(service: str, name: str):
     def register(fn):
@@ -36,6 +56,9 @@ class Context:
 
     def now(self) -> float:
         return self.server.clock.now()
+
+    def prepare_env(self) -> PrepareEnv:
+        return PrepareEnv(self.now(), self.server.config.allow_aws_namespaces)
 
     def arn(self, service: str, resource: str) -> str:
         partition = "aws-cn" if self.region.startswith("cn-") else (

@@ -18,7 +18,7 @@ from .. import stats
 from ..errors import (ServiceError, invalid_parameter_combination, invalid_parameter_value,
                       missing_parameter, validation_error)
 from ..store.metrics import MetricBatch, dim_key
-from . import Context, operation
+from . import Context, PrepareEnv, operation, prepare_step
 
 UNITS = ["None", "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes",
          "Gigabytes", "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits",
@@ -203,9 +203,9 @@ def build_batch(namespace: str, data: list[dict], now: float, allow_aws: bool = 
     return b
 
 
-@operation("cloudwatch", "PutMetricData")
-async def put_metric_data(ctx: Context, Namespace: str, MetricData=None, EntityMetricData=None,
-                          StrictEntityValidation=None):
+@prepare_step("cloudwatch", "PutMetricData")
+def prepare_put_metric_data(env: PrepareEnv, Namespace: str, MetricData=None,
+                            EntityMetricData=None, StrictEntityValidation=None) -> MetricBatch:
     data = MetricData or []
     entity_data = EntityMetricData or []
     total = len(data) + sum(len(e.get("MetricData") or []) for e in entity_data)
@@ -213,14 +213,19 @@ async def put_metric_data(ctx: Context, Namespace: str, MetricData=None, EntityM
         raise missing_parameter("The parameter MetricData is required.")
     if total > 1000:
         raise invalid_parameter_value(
-            f"The collection MetricData must not have a size greater than 1000.")
-    now = ctx.now()
-    allow = ctx.server.config.allow_aws_namespaces
+            "The collection MetricData must not have a size greater than 1000.")
     batch = MetricBatch()
     keys: dict = {}
-    build_batch(Namespace, data, now, allow, 1, batch, keys)
+    build_batch(Namespace, data, env.now, env.allow_aws_namespaces, 1, batch, keys)
     for e in entity_data:
-        build_batch(Namespace, e.get("MetricData") or [], now, allow, 1, batch, keys)
+        build_batch(Namespace, e.get("MetricData") or [], env.now, env.allow_aws_namespaces, 1,
+                    batch, keys)
+    return batch.finalize()
+
+
+@operation("cloudwatch", "PutMetricData")
+async def put_metric_data(ctx: Context, prepared: MetricBatch | None = None, **params):
+    batch = prepared if prepared is not None else prepare_put_metric_data(ctx.prepare_env(), **params)
     await ctx.server.put_metrics(ctx.account, ctx.region, batch)
     return {}
 

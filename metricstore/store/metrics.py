@@ -63,6 +63,16 @@ class MetricBatch:
     def datapoints(self) -> int:
         return len(self.s_ts) + len(self.t_ts)
 
+    def finalize(self) -> "MetricBatch":
+        """Turn the row lists into numpy columns (compact to pickle, ready to insert)."""
+        f64, i64 = np.float64, np.int64
+        for name, dtype in (("s_key", i64), ("s_ts", i64), ("s_value", f64), ("s_weight", f64),
+                            ("s_unit", np.uint8), ("s_hires", np.bool_), ("t_key", i64),
+                            ("t_ts", i64), ("t_n", f64), ("t_sum", f64), ("t_min", f64),
+                            ("t_max", f64), ("t_unit", np.uint8), ("t_hires", np.bool_)):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=dtype))
+        return self
+
 
 class MetricsStore:
     def __init__(self, store: Store):
@@ -116,7 +126,7 @@ class MetricsStore:
         con = w.con
         # numpy dicts reach DuckDB through replacement scans: their local names must not be
         # the name of a table.
-        if batch.s_ts:
+        if len(batch.s_ts):
             _ingest_samples = {
                 "series_id": ids[np.asarray(batch.s_key, dtype=np.int64)],
                 "ts": np.asarray(batch.s_ts, dtype=np.int64),
@@ -126,7 +136,7 @@ class MetricsStore:
                 "hires": np.asarray(batch.s_hires, dtype=np.bool_),
             }
             con.execute("INSERT INTO samples_hot SELECT * FROM _ingest_samples")
-        if batch.t_ts:
+        if len(batch.t_ts):
             _ingest_statsets = {
                 "series_id": ids[np.asarray(batch.t_key, dtype=np.int64)],
                 "ts": np.asarray(batch.t_ts, dtype=np.int64),
