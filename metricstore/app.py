@@ -16,6 +16,7 @@ from .clock import Clock
 from .config import Config
 from .operations import load_all
 from .store.db import Store
+from .store.logs import EventBatch, LogGroup, LogsStore
 from .store.metrics import MetricBatch, MetricsStore
 
 log = logging.getLogger("metricstore")
@@ -33,6 +34,10 @@ class Server:
         self.metrics: MetricsStore | None = None
         self._tasks: list[asyncio.Task] = []
         self.ingest = None
+        # Called inside the PutLogEvents transaction with the accepted events, so that
+        # metrics derived from logs (metric filters, EMF) commit together with them:
+        # hook(w, account, region, group, stream_id, batch, first_seq, now_ms)
+        self.log_hooks: list = []
 
     def open(self) -> None:
         if self.config.ingest_workers > 0:
@@ -41,6 +46,7 @@ class Server:
             self.ingest.warm()
         self.store = Store(self.config.db_path)
         self.metrics = MetricsStore(self.store)
+        self.logs = LogsStore(self.store)
 
     def close(self) -> None:
         if self.ingest is not None:
@@ -55,12 +61,24 @@ class Server:
         return await self.store.write(
             lambda w: self.metrics.insert(w, account, region, batch, now_ms))
 
+    async def put_log_events(self, account: str, region: str, group: LogGroup, stream_id: int,
+                             batch: EventBatch) -> int:
+        now_ms = self.clock.now_ms()
+
+        def write(w):
+            first = self.logs.append(w, group.id, stream_id, batch, now_ms)
+            for hook in self.log_hooks:
+                hook(w, account, region, group, stream_id, batch, first, now_ms)
+            return first
+        return await self.store.write(write)
+
     async def maintenance(self) -> None:
         """Compaction (hot → clustered) and AWS's roll-up tiers, off the event loop."""
         while True:
             await asyncio.sleep(self.config.compact_interval)
             try:
                 await self.store.write(lambda w: self.metrics.rollup(w, self.clock.now_ms()))
+                await self.store.write(lambda w: self.logs.expire(w, self.clock.now_ms()))
             except Exception:  # pragma: no cover - logged, retried next round
                 log.exception("maintenance failed")
 
@@ -71,8 +89,8 @@ class Server:
                 "SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()]
             for t in tables:
                 w.con.execute(f'DELETE FROM "{t}"')
-            self.metrics._ids.clear()
-            self.metrics._info.clear()
+            self.metrics = MetricsStore(self.store)
+            self.logs = LogsStore(self.store)
         await self.store.write(wipe)
 
 

@@ -34,6 +34,7 @@ def _warm() -> None:
     from . import services
     from .codecs.shapes import _fast_input_reader
     _fast_input_reader(services.service("cloudwatch"), "PutMetricData")
+    _fast_input_reader(services.service("logs"), "PutLogEvents")
 
 
 def prepare_request(codec_name: str, method: str, path: str, headers: dict, body: bytes,

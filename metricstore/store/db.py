@@ -55,6 +55,7 @@ class Store:
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.con = duckdb.connect(path)
+        self.con.execute("SET enable_progress_bar = false")
         self._apply_schema()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._local = threading.local()
@@ -173,6 +174,7 @@ class Store:
         cur = getattr(self._local, "cur", None)
         if cur is None:
             cur = self._local.cur = self.con.cursor()
+            cur.execute("SET enable_progress_bar = false")
         return cur
 
     async def read(self, fn: Callable[[Any], Any]) -> Any:
