@@ -178,30 +178,24 @@ class MetricsStore:
         self.compact(w)
         for table in SAMPLE_TABLES + STATSET_TABLES:
             con.execute(f"DELETE FROM {table} WHERE ts < ?", [now_ms - RETENTION_MS])
+        # (table, the coarsened row for a group of rows sharing a truncated timestamp)
+        coarsen = (
+            ("samples", "series_id, ts - ts % $g AS ts, value, sum(weight) AS weight, unit,"
+                        " bool_or(hires) AS hires", "series_id, ts - ts % $g, value, unit"),
+            ("statsets", "series_id, ts - ts % $g AS ts, sum(n) AS n, sum(sum) AS sum,"
+                         " min(min) AS min, max(max) AS max, unit, bool_or(hires) AS hires",
+                         "series_id, ts - ts % $g, unit"),
+        )
         for age, gran in TIERS:
-            cutoff = now_ms - age
-            n = con.execute("SELECT count(*) FROM samples WHERE ts < ? AND ts % ? <> 0",
-                            [cutoff, gran]).fetchone()[0]
-            if n:
-                con.execute(
-                    "CREATE OR REPLACE TEMP TABLE _roll AS SELECT series_id, ts - ts % $g AS ts, value,"
-                    " sum(weight) AS weight, unit, bool_or(hires) AS hires FROM samples"
-                    " WHERE ts < $c AND ts % $g <> 0 GROUP BY ALL", {"g": gran, "c": cutoff})
-                con.execute("DELETE FROM samples WHERE ts < $c AND ts % $g <> 0",
-                            {"g": gran, "c": cutoff})
-                con.execute("INSERT INTO samples SELECT * FROM _roll ORDER BY series_id, ts")
-                con.execute("DROP TABLE _roll")
-            n = con.execute("SELECT count(*) FROM statsets WHERE ts < ? AND ts % ? <> 0",
-                            [cutoff, gran]).fetchone()[0]
-            if n:
-                con.execute(
-                    "CREATE OR REPLACE TEMP TABLE _roll AS SELECT series_id, ts - ts % $g AS ts,"
-                    " sum(n) AS n, sum(sum) AS sum, min(min) AS min, max(max) AS max, unit,"
-                    " bool_or(hires) AS hires FROM statsets WHERE ts < $c AND ts % $g <> 0"
-                    " GROUP BY series_id, ts - ts % $g, unit", {"g": gran, "c": cutoff})
-                con.execute("DELETE FROM statsets WHERE ts < $c AND ts % $g <> 0",
-                            {"g": gran, "c": cutoff})
-                con.execute("INSERT INTO statsets SELECT * FROM _roll ORDER BY series_id, ts")
+            p = {"g": gran, "c": now_ms - age}
+            for table, select, group in coarsen:
+                aged = f"FROM {table} WHERE ts < $c AND ts % $g <> 0"
+                if not con.execute(f"SELECT count(*) {aged}", p).fetchone()[0]:
+                    continue
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _roll AS SELECT {select} {aged}"
+                            f" GROUP BY {group}", p)
+                con.execute(f"DELETE {aged}", p)
+                con.execute(f"INSERT INTO {table} SELECT * FROM _roll ORDER BY series_id, ts")
                 con.execute("DROP TABLE _roll")
 
     # -- reads ------------------------------------------------------------------------------
