@@ -32,7 +32,9 @@ def resolve_error(spec, err: ServiceError) -> tuple[str, str, int, bool]:
     info = spec.error_info(err.code) if spec is not None else None
     if info is not None:
         qcode, status, sender = info
-        return err.code, qcode, err.status or status, sender
+        status = err.status or status
+        # the model marks only client errors (senderFault); a 5xx shape is the server's fault
+        return err.code, qcode, status, sender and status < 500
     status = err.status or 400
     return err.code, err.query_code or err.code, status, err.sender and status < 500
 

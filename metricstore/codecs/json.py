@@ -54,7 +54,11 @@ class JsonCodec:
                     value = orjson.loads(body)
                 except orjson.JSONDecodeError:
                     value = json.loads(body)   # NaN literals, integers beyond 64 bits
-            except (ValueError, UnicodeDecodeError, RecursionError):
+                    # ... but not lone surrogates ("\ud800"), which orjson rightly refuses:
+                    # no store or encoder downstream can hold them
+                    if b"\\u" in body:
+                        json.dumps(value, ensure_ascii=False).encode("utf-8")
+            except (ValueError, UnicodeError, RecursionError):
                 raise ServiceError("SerializationException",
                                    "Start of structure or map found where not expected." if body[:1]
                                    not in (b"{", b"[") else "The request body is not valid JSON.",

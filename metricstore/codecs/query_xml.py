@@ -6,8 +6,9 @@ are folded into a tree (``{"MetricData": {"member": {"1": {"MetricName": …}}}}
 """
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote_plus
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _escape
 
 from .. import services
 from ..errors import ServiceError
@@ -16,6 +17,16 @@ from ._wire import iso8601, resolve_error
 from .shapes import read_input
 
 _CT = "text/xml"
+
+# Characters XML 1.0 cannot carry at all, not even as character references (C0 controls but
+# tab/LF/CR, lone surrogates, U+FFFE/U+FFFF): a client's XML parser rejects the whole response.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    """XML-escape ``text``; characters XML 1.0 cannot carry become U+FFFD."""
+    text = _escape(text)
+    return _XML_INVALID.sub("\ufffd", text) if _XML_INVALID.search(text) else text
 
 
 def parse_form(body: bytes) -> dict[str, str]:

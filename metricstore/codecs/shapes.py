@@ -59,11 +59,13 @@ def _lower_first(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
-def _render(value) -> str:
+def _render(value, depth: int = 0) -> str:
+    if isinstance(value, (list, tuple, dict)) and depth >= 32:
+        return "[…]" if not isinstance(value, dict) else "{…}"   # hostile nesting: no recursion
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_render(v) for v in value) + "]"
+        return "[" + ", ".join(_render(v, depth + 1) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_render(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}={_render(v, depth + 1)}" for k, v in value.items()) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
@@ -93,7 +95,10 @@ def parse_timestamp(value) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:          # an integer beyond any double
+            return None
         return v if math.isfinite(v) else None
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
@@ -338,13 +343,19 @@ def _build_integer(shape, strings, memo):
     return read
 
 
+_MAX_DOUBLE = 1.7976931348623157e308
+
+
 def _build_double(shape, strings, memo):
     has_range = "min" in shape.metadata or "max" in shape.metadata
 
     def read(value, path, qpath, problems):
         t = type(value)
-        if t is float or t is int:
+        if t is float:
             pass
+        elif t is int:
+            if not -_MAX_DOUBLE <= value <= _MAX_DOUBLE:   # JSON/CBOR integers beyond a double
+                value = math.inf if value > 0 else -math.inf   # the double they round to
         elif strings and t is str:
             try:
                 value = float(value)
@@ -476,7 +487,9 @@ class _FastGen:
             return out
         if t in ("double", "float", "integer", "long"):
             if t in ("double", "float"):
-                out.append(f"{ind}if type({var}) is not float and type({var}) is not int: raise F")
+                # integers beyond a double's range go to the full reader (→ ±inf)
+                out.append(f"{ind}if type({var}) is not float and (type({var}) is not int or "
+                           f"not -{_MAX_DOUBLE!r} <= {var} <= {_MAX_DOUBLE!r}): raise F")
             else:
                 out.append(f"{ind}if type({var}) is not int: raise F")
             if "min" in meta:
@@ -488,7 +501,8 @@ class _FastGen:
             return [f"{ind}if type({var}) is not bool: raise F"]
         if t == "timestamp":
             out.append(f"{ind}if type({var}) is float or type({var}) is int:")
-            out.append(f"{ind}    if {var} != {var} or {var} == inf or {var} == -inf: raise F")
+            # NaN, ±inf and integers beyond a double all fail the range test
+            out.append(f"{ind}    if not -{_MAX_DOUBLE!r} <= {var} <= {_MAX_DOUBLE!r}: raise F")
             out.append(f"{ind}elif type({var}) is datetime:")
             out.append(f"{ind}    {target} = ts_of({var})" if target else f"{ind}    raise F")
             out.append(f"{ind}else: raise F")

@@ -35,6 +35,8 @@ def validate_body(body: str) -> list[dict]:
         doc = json.loads(body)
     except ValueError as e:
         raise invalid([{"DataPath": "", "Message": f"Should be a valid JSON object ({e.msg})"}]) from None
+    except RecursionError:
+        raise invalid([{"DataPath": "", "Message": "Should be a valid JSON object (nested too deeply)"}]) from None
     if not isinstance(doc, dict):
         raise invalid([{"DataPath": "", "Message": "Should be an object"}])
     msgs = []
