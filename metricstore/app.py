@@ -38,6 +38,11 @@ class Server:
         # metrics derived from logs (metric filters, EMF) commit together with them:
         # hook(w, account, region, group, stream_id, batch, first_seq, now_ms)
         self.log_hooks: list = []
+        # Logs Insights: discovered field name -> (SQL over the events relation, params) or
+        # None for JSON extraction at query time (query/insights_compile.Source.field_sql)
+        self.log_field_sql = lambda name: None
+        self.insights = None
+        self.background: set = set()      # fire-and-forget tasks (queries), kept referenced
 
     def open(self) -> None:
         if self.config.ingest_workers > 0:
@@ -47,8 +52,13 @@ class Server:
         self.store = Store(self.config.db_path)
         self.metrics = MetricsStore(self.store)
         self.logs = LogsStore(self.store)
+        from .operations.insights import QueryRunner
+        self.insights = QueryRunner(self.store)
 
     def close(self) -> None:
+        if self.insights is not None:
+            self.insights.close()
+            self.insights = None
         if self.ingest is not None:
             self.ingest.close()
             self.ingest = None

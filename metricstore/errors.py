@@ -20,7 +20,8 @@ class ServiceError(Exception):
 
     def __init__(self, code: str, message: str | None = None, status: int | None = None,
                  sender: bool = True, query_code: str | None = None,
-                 namespace: str | None = None, headers: dict | None = None):
+                 namespace: str | None = None, headers: dict | None = None,
+                 extra: dict | None = None):
         super().__init__(message or code)
         self.code = code
         self.message = message
@@ -29,6 +30,7 @@ class ServiceError(Exception):
         self.query_code = query_code
         self.namespace = namespace
         self.headers = headers or {}
+        self.extra = extra or {}     # further members of the error shape (JSON/CBOR bodies)
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"ServiceError({self.code!r}, {self.message!r})"

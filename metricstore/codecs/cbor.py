@@ -93,6 +93,7 @@ class CborCodec:
         body = {"__type": f"{ns}#{shape}"}
         if err.message:
             body["message"] = err.message
+        body.update(err.extra)
         return Reply(status, headers, cbor2.dumps(body))
 
 

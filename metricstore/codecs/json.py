@@ -98,6 +98,7 @@ class JsonCodec:
         body = {"__type": type_name}
         if err.message:
             body["message"] = err.message
+        body.update(err.extra)
         return Reply(status, headers, _dumps(body))
 
 

@@ -68,4 +68,4 @@ class Context:
 
 def load_all() -> None:
     """Import every operations module so that its functions register."""
-    from . import dashboards, logs, metrics, tags  # noqa: F401
+    from . import dashboards, insights, logs, metrics, tags  # noqa: F401
