@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -28,8 +31,19 @@ CODECS = {c.name: c for c in (JSON, CBOR, QUERY)}
 OFFLOAD_MIN_BYTES = 16 * 1024
 
 
+def _watch_parent(parent: int) -> None:
+    """Exit when the server process is gone (a SIGKILLed server leaves no orphans)."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 def _warm() -> None:
     """Worker initializer: import operations and compile the hot readers once."""
+    if not getattr(_warm, "watching", False):
+        _warm.watching = True
+        threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     load_all()
     from . import services
     from .codecs.shapes import _fast_input_reader

@@ -13,7 +13,7 @@ from .shapes import read_input
 
 
 def _dumps(obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_default).encode()
+    return orjson.dumps(obj, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _default(o):

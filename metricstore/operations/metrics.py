@@ -398,19 +398,21 @@ async def get_metric_statistics(ctx: Context, Namespace, MetricName, StartTime, 
     result = await ctx.store.read(
         lambda cur: compute_series(cur, ctx.metrics, [sid], start_ms, end_ms, Period, specs, unit))
     points = []
+    ext_names = [sp.name for sp in specs if sp.ext is not None]
+    basic_names = [sp.name for sp in specs if sp.ext is None]
     for (_, u), res in result.items():
-        for j, b in enumerate(res["b"]):
-            p = {"Timestamp": start + int(b) * Period, "Unit": UNITS[res["unit"]]}
-            ext = {}
-            for s in specs:
-                v = res[s.name][j]
-                if np.isnan(v):
-                    continue
-                if s.ext is None:
-                    p[s.name] = float(v)
-                else:
-                    ext[s.name] = float(v)
-            if ExtendedStatistics:
+        unit_name = UNITS[res["unit"]]
+        times = (start + res["b"].astype(np.int64) * Period).tolist()
+        basic_cols = [(n, res[n].tolist()) for n in basic_names]
+        ext_cols = [(n, res[n].tolist()) for n in ext_names]
+        for j, ts in enumerate(times):
+            p = {"Timestamp": ts, "Unit": unit_name}
+            for n, col in basic_cols:
+                v = col[j]
+                if v == v:            # not NaN
+                    p[n] = v
+            if ext_cols:
+                ext = {n: col[j] for n, col in ext_cols if col[j] == col[j]}
                 if not ext:
                     continue
                 p["ExtendedStatistics"] = ext

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .db import Store, WriteContext
+import pyarrow as pa
+
+from .db import Store, WriteContext, int_list
 
 # Resolution tiers (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#metrics-retention):
 # sub-minute data 3 hours, 1-minute 15 days, 5-minute 63 days, 1-hour 455 days.
@@ -116,7 +118,13 @@ class MetricsStore:
                         self._ids.pop((row[1], row[2], row[3], row[4], row[5]), None)
                         self._info.pop(row[0], None)
             w.on_rollback(undo)
-            w.con.executemany("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new)
+            cols = list(zip(*new))
+            _new_series = pa.table({
+                "id": pa.array(cols[0], type=pa.int32()), "account": pa.array(cols[1]),
+                "region": pa.array(cols[2]), "namespace": pa.array(cols[3]),
+                "metric_name": pa.array(cols[4]), "dim_key": pa.array(cols[5]),
+                "dimensions": pa.array(cols[6]), "last_put": pa.array(cols[7], type=pa.int64())})
+            w.con.execute("INSERT INTO series SELECT * FROM _new_series")
         return ids
 
     # -- writes ---------------------------------------------------------------------------
@@ -148,9 +156,9 @@ class MetricsStore:
                 "hires": np.asarray(batch.t_hires, dtype=np.bool_),
             }
             con.execute("INSERT INTO statsets_hot SELECT * FROM _ingest_statsets")
-        touched = np.unique(ids)
-        con.execute("UPDATE series SET last_put = ? WHERE id IN (SELECT unnest(?))",
-                    [now_ms, touched.tolist()])
+        _touched = {"id": np.unique(ids)}
+        con.execute("UPDATE series SET last_put = ? FROM _touched WHERE series.id = _touched.id",
+                    [now_ms])
         return batch.datapoints
 
     def compact(self, w: WriteContext) -> int:
@@ -200,8 +208,8 @@ class MetricsStore:
 
     # -- reads ------------------------------------------------------------------------------
     @staticmethod
-    def _where(unit: int | None) -> str:
-        return ("series_id IN (SELECT unnest($ids)) AND ts >= $start AND ts < $end"
+    def _where(ids, unit: int | None) -> str:
+        return (f"series_id IN {int_list(ids)} AND ts >= $start AND ts < $end"
                 + (" AND unit = $unit" if unit is not None else ""))
 
     def aggregate(self, cur, series_ids: list[int], start_ms: int, end_ms: int, period_ms: int,
@@ -210,8 +218,8 @@ class MetricsStore:
 
         Buckets are ``start + k * period``.  Returns a dict of numpy arrays.
         """
-        where = self._where(unit)
-        params = {"ids": list(series_ids), "start": start_ms, "end": end_ms, "p": period_ms}
+        where = self._where(series_ids, unit)
+        params = {"start": start_ms, "end": end_ms, "p": period_ms}
         if unit is not None:
             params["unit"] = unit
         parts = [f"SELECT series_id, ts, weight AS n, value * weight AS s, value AS lo, value AS hi,"
@@ -229,8 +237,8 @@ class MetricsStore:
     def samples_by_bucket(self, cur, series_ids: list[int], start_ms: int, end_ms: int,
                           period_ms: int, unit: int | None = None, by_series: bool = False):
         """(series?, bucket, unit, value, weight) rows for percentile-type statistics."""
-        where = self._where(unit)
-        params = {"ids": list(series_ids), "start": start_ms, "end": end_ms, "p": period_ms}
+        where = self._where(series_ids, unit)
+        params = {"start": start_ms, "end": end_ms, "p": period_ms}
         if unit is not None:
             params["unit"] = unit
         parts = [f"SELECT series_id, (ts - $start) // $p AS b, unit, value, weight FROM {t}"
@@ -240,8 +248,8 @@ class MetricsStore:
     def statset_buckets(self, cur, series_ids, start_ms, end_ms, period_ms, unit=None,
                         by_series=False):
         """Buckets that hold statistic-set data (percentiles are unavailable there)."""
-        where = self._where(unit)
-        params = {"ids": list(series_ids), "start": start_ms, "end": end_ms, "p": period_ms}
+        where = self._where(series_ids, unit)
+        params = {"start": start_ms, "end": end_ms, "p": period_ms}
         if unit is not None:
             params["unit"] = unit
         parts = [f"SELECT DISTINCT series_id, (ts - $start) // $p AS b, unit FROM {t} WHERE {where}"
