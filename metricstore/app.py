@@ -54,6 +54,8 @@ class Server:
         self.logs = LogsStore(self.store)
         from .operations.insights import QueryRunner
         self.insights = QueryRunner(self.store)
+        from .operations.logs_metrics import LogMetrics
+        self.log_hooks.append(LogMetrics(self))     # metric filters and EMF → metrics
 
     def close(self) -> None:
         if self.insights is not None:

@@ -982,6 +982,20 @@ def _json_path(selector: Selector) -> str:
     return "".join(parts)
 
 
+def _needs_object_check(cond) -> bool:
+    """Whether a JSON condition can hold on a document that is not an object: NOT EXISTS
+    holds when a member is absent, and a wildcard selector also reaches into arrays.  Every
+    other condition needs the value of a named member, so it implies an object.  (Decided on
+    the shape of the pattern only, never on its text.  One corner follows from it: a JSON
+    pointer selector, used for names '' and '*', whose first name is a number, such as
+    ``$.['0'].['']``, also indexes a top-level array.)"""
+    if isinstance(cond, (And, Or)):
+        return any(_needs_object_check(c) for c in cond.operands)
+    if isinstance(cond, Check):
+        return cond.check == "NOT EXISTS" or cond.selector.has_wildcard
+    return cond.subject.has_wildcard
+
+
 def _as_pattern(pattern: Pattern | str) -> Pattern:
     return parse(pattern) if isinstance(pattern, str) else pattern
 
@@ -1029,8 +1043,18 @@ class _Compiler:
 
     def compile_json_pattern(self, node: JsonPattern) -> Sql:
         body = self.compile(node.condition)
-        return _sql("list_transform([TRY_CAST({} AS JSON)], lambda " + _DOC
-                    + ": json_type(" + _DOC + ") = 'OBJECT' AND {})[1]", self.message, body)
+        if _needs_object_check(node.condition):
+            return _sql("list_transform([TRY_CAST({} AS JSON)], lambda " + _DOC
+                        + ": json_type(" + _DOC + ") = 'OBJECT' AND {})[1]", self.message, body)
+        # Every condition here needs a member of the document to exist, which only an object
+        # has: the object test (a second parse of the message) is implied.  And a document
+        # used once is not worth a lambda: it is cast in place.
+        if body.text.count(_DOC) == 1:
+            doc = _sql("TRY_CAST({} AS JSON)", self.message)
+            before, after = body.text.split(_DOC)
+            return Sql(before + doc.text + after, body.params)
+        return _sql("list_transform([TRY_CAST({} AS JSON)], lambda " + _DOC + ": {})[1]",
+                    self.message, body)
 
     def compile_and(self, node: And, *args) -> Sql:
         return _sql("({})", _join(" AND ", [self.compile(c, *args) for c in node.operands]))
@@ -1063,6 +1087,13 @@ class _Compiler:
         return self._on_selector(node.selector, Sql(condition))
 
     def compile_comparison(self, node: Comparison, field_value: Sql | None = None) -> Sql:
+        if isinstance(node.subject, Selector) and isinstance(node.value, Number) \
+                and node.op != "!=" and not node.subject.has_wildcard:
+            # A JSON number's text is all a DOUBLE cast accepts: strings keep their quotes,
+            # true/false/null/objects/arrays do not parse, so no json_type test is needed.
+            return _sql("COALESCE(TRY_CAST(CAST(json_extract(" + _DOC + ", {}) AS VARCHAR) AS "
+                        "DOUBLE) " + node.op + " {}, FALSE)",
+                        _Bind(_json_path(node.subject)), _Bind(node.value.value))
         if isinstance(node.subject, Selector):
             is_value = Sql(f"json_type({_VAL}) IN {_JSON_VALUE_TYPES}")
             text = Sql(f"json_extract_string({_VAL}, '$')")

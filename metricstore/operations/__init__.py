@@ -69,3 +69,4 @@ class Context:
 def load_all() -> None:
     """Import every operations module so that its functions register."""
     from . import dashboards, insights, logs, metrics, tags  # noqa: F401
+    from . import logs_metrics  # noqa: F401

@@ -16,6 +16,7 @@ import numpy as np
 from query import filter_pattern
 from query.errors import QueryError
 
+from .. import emf
 from ..errors import ServiceError
 from ..store.logs import EventBatch, LogGroup
 from . import Context, PrepareEnv, operation, prepare_step
@@ -166,8 +167,10 @@ async def describe_log_groups(ctx: Context, accountIdentifiers=None, logGroupNam
     stats = {}
     if ids:
         rows = await ctx.store.read(lambda cur: cur.execute(
-            "SELECT g.id, g.stored_bytes, (SELECT count(*) FROM metric_filters f WHERE f.group_id = g.id)"
-            " FROM log_groups g WHERE g.id IN (SELECT unnest(?))", [ids]).fetchall())
+            "SELECT g.id, (SELECT coalesce(sum(s.stored_bytes), 0) FROM log_streams s"
+            " WHERE s.group_id = g.id), (SELECT count(*) FROM metric_filters f"
+            " WHERE f.group_id = g.id) FROM log_groups g WHERE g.id IN (SELECT unnest(?))",
+            [ids]).fetchall())
         stats = {r[0]: r[1:] for r in rows}
     out = []
     for g in page:
@@ -309,8 +312,12 @@ def prepare_put_log_events(env: PrepareEnv, logGroupName, logStreamName, logEven
     # events are sorted, so the too-old ones lead and the too-new ones trail
     too_old_end = int(np.searchsorted(ts, now_ms - 14 * DAY_MS, side="left"))
     too_new_start = int(np.searchsorted(ts, now_ms + 2 * 3600_000, side="right"))
+    # Embedded Metric Format: parsed here, on an ingest worker for large bodies, so the
+    # single writer only inserts the samples (None when no message mentions "_aws")
+    metrics = emf.extract(messages, ts, now_ms, env.allow_aws_namespaces)
     return {"group": logGroupName, "stream": logStreamName, "ts": ts, "messages": messages,
-            "sizes": sizes, "too_old_end": too_old_end, "too_new_start": too_new_start}
+            "sizes": sizes, "too_old_end": too_old_end, "too_new_start": too_new_start,
+            "emf": metrics}
 
 
 @operation("logs", "PutLogEvents")
@@ -339,7 +346,9 @@ async def put_log_events(ctx: Context, prepared=None, **params):
     if hi > lo and ts[hi - 1] - ts[lo] > DAY_MS:
         raise invalid("The batch of log events in a single PutLogEvents request cannot span more "
                       "than 24 hours.")
-    batch = EventBatch(ts[lo:hi], p["messages"][lo:hi], int(p["sizes"][lo:hi].sum()))
+    metrics = p.get("emf")
+    batch = EventBatch(ts[lo:hi], p["messages"][lo:hi], int(p["sizes"][lo:hi].sum()),
+                       emf=metrics.between(lo, hi) if metrics is not None else None)
     if hi > lo:
         await ctx.server.put_log_events(ctx.account, ctx.region, g, sid, batch)
     out = {"nextSequenceToken": f"{now_ms:056d}"}

@@ -29,8 +29,10 @@ log = logging.getLogger("metricstore.store")
 
 # duckdb tries `import pandas` for every Python value it binds; without pandas each failed
 # import walks sys.path again (~0.1 ms a value, measured in bench/RESULTS.md). Cache the miss.
-if importlib.util.find_spec("pandas") is None:
-    sys.modules.setdefault("pandas", None)
+if importlib.util.find_spec("pandas") is None and "pandas" not in sys.modules:
+    import pyarrow
+    pyarrow.array(np.zeros(0))   # let pyarrow settle its own pandas probe first
+    sys.modules["pandas"] = None
 
 _STOP = object()
 

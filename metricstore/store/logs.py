@@ -6,6 +6,7 @@ out by the single writer.  Messages reach DuckDB through Arrow (the fast path fo
 """
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ CREATE TABLE IF NOT EXISTS log_groups (
     kms_key_id    VARCHAR,
     log_class     VARCHAR NOT NULL,
     deletion_protection BOOLEAN DEFAULT FALSE,
-    stored_bytes  BIGINT NOT NULL DEFAULT 0
+    stored_bytes  BIGINT NOT NULL DEFAULT 0   -- unused: a group's bytes are its streams' sum
 );
 CREATE TABLE IF NOT EXISTS log_streams (
     id            INTEGER PRIMARY KEY,
@@ -51,8 +52,10 @@ CREATE TABLE IF NOT EXISTS metric_filters (
     pattern         VARCHAR NOT NULL,
     transformations VARCHAR NOT NULL,   -- JSON list, as the API gives it
     created         BIGINT NOT NULL,
+    options         VARCHAR,            -- JSON: the filter's other PutMetricFilter members
     PRIMARY KEY (group_id, name)
 );
+ALTER TABLE metric_filters ADD COLUMN IF NOT EXISTS options VARCHAR;
 CREATE TABLE IF NOT EXISTS log_tags (group_id INTEGER, key VARCHAR, value VARCHAR, PRIMARY KEY (group_id, key));
 """
 
@@ -72,11 +75,33 @@ class LogGroup:
 
 @dataclass
 class EventBatch:
-    """Columns of the accepted events of one PutLogEvents call."""
+    """Columns of the accepted events of one PutLogEvents call.
+
+    ``emf`` carries the metrics the prepare step already extracted from Embedded Metric
+    Format events (``metricstore.emf.EmfMetrics``, None when not computed); ``arrow`` is the
+    messages as an Arrow array once :meth:`LogsStore.append` has built it, so that hooks
+    scanning the batch in DuckDB do not convert the strings twice.
+    """
 
     ts: np.ndarray
     messages: list
     nbytes: int = 0
+    emf: object = None
+    arrow: object = None
+
+
+@dataclass
+class MetricFilter:
+    """One metric filter as PutMetricFilter stored it.  ``compiled`` is an opaque cache that
+    the operations layer fills (the parsed and compiled pattern); the store never reads it."""
+
+    group_id: int
+    name: str
+    pattern: str
+    transformation: dict
+    created: int
+    options: dict = field(default_factory=dict)
+    compiled: object = None
 
 
 class LogsStore:
@@ -96,6 +121,13 @@ class LogsStore:
         self.streams: dict[tuple, int] = {}
         for sid, gid, name in con.execute("SELECT id, group_id, name FROM log_streams").fetchall():
             self.streams[(gid, name)] = sid
+        # group id -> {filter name -> MetricFilter}; read on every PutLogEvents
+        self.metric_filters: dict[int, dict[str, MetricFilter]] = {}
+        for gid, name, pattern, tr, created, options in con.execute(
+                "SELECT group_id, name, pattern, transformations, created, options"
+                " FROM metric_filters").fetchall():
+            self.metric_filters.setdefault(gid, {})[name] = MetricFilter(
+                gid, name, pattern, json.loads(tr)[0], created, json.loads(options or "{}"))
 
     # -- groups -----------------------------------------------------------------------------
     def group(self, account, region, name) -> LogGroup | None:
@@ -129,10 +161,13 @@ class LogsStore:
         removed = {k: v for k, v in self.streams.items() if k[0] == g.id}
         for k in removed:
             self.streams.pop(k, None)
+        filters = self.metric_filters.pop(g.id, None)
 
         def undo():
             self.groups[key] = g
             self.streams.update(removed)
+            if filters is not None:
+                self.metric_filters[g.id] = filters
         w.on_rollback(undo)
 
     def set_retention(self, w: WriteContext, g: LogGroup, days: int | None) -> None:
@@ -140,6 +175,36 @@ class LogsStore:
         old = g.retention
         g.retention = days
         w.on_rollback(lambda: setattr(g, "retention", old))
+
+    # -- metric filters -----------------------------------------------------------------------
+    def put_metric_filter(self, w: WriteContext, f: MetricFilter) -> None:
+        """Create or replace a filter (same group and name)."""
+        w.execute("INSERT OR REPLACE INTO metric_filters (group_id, name, pattern, transformations,"
+                  " created, options) VALUES (?, ?, ?, ?, ?, ?)",
+                  [f.group_id, f.name, f.pattern, json.dumps([f.transformation]), f.created,
+                   json.dumps(f.options)])
+        # copy on write: the writer thread may be iterating the old dict in a hook
+        old = self.metric_filters.get(f.group_id)
+        new = dict(old or {})
+        new[f.name] = f
+        self.metric_filters[f.group_id] = new
+        w.on_rollback(lambda: self._restore_filters(f.group_id, old))
+
+    def delete_metric_filter(self, w: WriteContext, gid: int, name: str) -> None:
+        w.execute("DELETE FROM metric_filters WHERE group_id = ? AND name = ?", [gid, name])
+        old = self.metric_filters.get(gid)
+        new = {k: v for k, v in (old or {}).items() if k != name}
+        if new:
+            self.metric_filters[gid] = new
+        else:
+            self.metric_filters.pop(gid, None)
+        w.on_rollback(lambda: self._restore_filters(gid, old))
+
+    def _restore_filters(self, gid: int, old: dict | None) -> None:
+        if old is None:
+            self.metric_filters.pop(gid, None)
+        else:
+            self.metric_filters[gid] = old
 
     # -- streams ----------------------------------------------------------------------------
     def stream_id(self, gid: int, name: str) -> int | None:
@@ -180,16 +245,16 @@ class LogsStore:
             "ts": pa.array(np.asarray(batch.ts, dtype=np.int64)),
             "ingest": pa.array(np.full(n, now_ms, dtype=np.int64)),
             "seq": pa.array(np.arange(first, first + n, dtype=np.int64)),
-            "message": pa.array(batch.messages, type=pa.string()),
+            "message": batch.arrow if batch.arrow is not None
+            else pa.array(batch.messages, type=pa.string()),
         })
+        batch.arrow = _ingest_events.column("message")
         w.con.execute("INSERT INTO log_events SELECT * FROM _ingest_events")
         lo, hi = int(np.min(batch.ts)), int(np.max(batch.ts))
         w.execute("UPDATE log_streams SET first_ts = least(coalesce(first_ts, ?), ?),"
                   " last_ts = greatest(coalesce(last_ts, ?), ?), last_ingest = ?,"
                   " stored_bytes = stored_bytes + ? WHERE id = ?",
                   [lo, lo, hi, hi, now_ms, batch.nbytes, sid])
-        w.execute("UPDATE log_groups SET stored_bytes = stored_bytes + ? WHERE id = ?",
-                  [batch.nbytes, gid])
         return first
 
     def expire(self, w: WriteContext, now_ms: int) -> int:

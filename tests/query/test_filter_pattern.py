@@ -693,3 +693,26 @@ def test_fuzz_regex(source):
         return
     _fuzz_con.execute("SELECT regexp_matches('ab 01', ?)", [re2]).fetchall()
     assert re.compile(re2)  # and it is plain regex syntax
+
+
+# JSON patterns skip the object test when every condition needs a member value (a cheaper
+# predicate); documents that are not objects must still never match.
+@pytest.mark.parametrize("pattern,message,expected", [
+    ("{ $.a > 1 }", '{"a": 5}', True),
+    ("{ $.a > 1 }", '  {"a": 5}', True),
+    ("{ $.a > 1 }", '[{"a": 5}]', False),
+    ("{ $.a > 1 }", '{"a": "5"}', False),          # a JSON string is not a number
+    ("{ $.a = 5 }", '{"a": true}', False),
+    ("{ $.a = 5 }", '{"a": 5.0}', True),
+    ("{ $.a <= 1e3 }", '{"a": 1000}', True),
+    ("{ $.a < 0 }", "not json -1", False),
+    ("{ $.a = \"x\" }", '[{"a": "x"}]', False),
+    ("{ $.a IS NULL }", "[null]", False),
+    ("{ $.a NOT EXISTS }", "[1]", False),
+    ("{ $.a NOT EXISTS }", "{}", True),
+    ("{ $.* = 1 }", "[1]", False),
+    ("{ $.a > 1 && $.b NOT EXISTS }", '{"a": 2}', True),
+    ("{ $.a > 1 && $.b NOT EXISTS }", '[{"a": 2}]', False),
+])
+def test_json_patterns_match_objects_only(pattern, message, expected):
+    assert matches(pattern, message) is expected
