@@ -103,3 +103,27 @@ def test_failed_write_in_a_batch_rolls_back_only_itself(ms):
     res = asyncio.run(main())
     assert res[0] == 1 and isinstance(res[1], RuntimeError)
     assert [v for _, v, _ in rows(store)] == [1.0]
+
+
+def test_closed_spans_are_reclustered_into_one_sorted_run(ms):
+    """Several compaction runs over one closed 3-hour span become one run sorted by series."""
+    from metricstore.store.metrics import SPAN_MS
+    store, metrics = ms
+    span_start = NOW - 2 * SPAN_MS           # closed: ended SPAN_MS ago
+    for run in range(3):                      # three compactions, each with all series
+        b = MetricBatch(keys=[("NS", f"M{k}", "[]") for k in range(4)])
+        for k in range(4):
+            b.s_key.append(k)
+            b.s_ts.append(span_start + run * 60_000)
+            b.s_value.append(float(run))
+            b.s_weight.append(1.0)
+            b.s_unit.append(0)
+            b.s_hires.append(False)
+        store.write_sync(lambda w, b=b: metrics.insert(w, "a", "r", b.finalize(), NOW))
+        store.write_sync(metrics.compact)
+    before = store.read_sync(lambda c: c.execute("SELECT series_id FROM samples").fetchall())
+    assert before != sorted(before)          # three runs, each sorted on its own
+    assert store.write_sync(lambda w: metrics.recluster(w, NOW)) == 1
+    after = store.read_sync(lambda c: c.execute("SELECT series_id, ts FROM samples").fetchall())
+    assert after == sorted(after) and len(after) == 12
+    assert store.write_sync(lambda w: metrics.recluster(w, NOW)) == 0   # nothing dirty left

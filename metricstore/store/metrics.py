@@ -26,6 +26,8 @@ TIERS = [  # (age in ms after which data is kept at this granularity, granularit
     (63 * DAY_MS, 3_600_000),
 ]
 RETENTION_MS = 455 * DAY_MS
+SPAN_MS = 3 * HOUR_MS            # re-clustering unit (see recluster)
+SPAN_GRACE_MS = 15 * 60_000      # how long a span stays open to late data before re-sorting
 
 SAMPLE_TABLES = ("samples", "samples_hot")
 STATSET_TABLES = ("statsets", "statsets_hot")
@@ -167,10 +169,35 @@ class MetricsStore:
         for hot, cold in (("samples_hot", "samples"), ("statsets_hot", "statsets")):
             n = w.con.execute(f"SELECT count(*) FROM {hot}").fetchone()[0]
             if n:
+                w.con.execute(f"INSERT OR IGNORE INTO dirty_spans SELECT DISTINCT '{cold}',"
+                              f" ts // {SPAN_MS} FROM {hot}")
                 w.con.execute(f"INSERT INTO {cold} SELECT * FROM {hot} ORDER BY series_id, ts")
                 w.con.execute(f"DELETE FROM {hot}")
                 moved += n
         return moved
+
+    def recluster(self, w: WriteContext, now_ms: int, max_spans: int = 4) -> int:
+        """Re-sort closed spans that received several compaction runs into one run each.
+
+        A span is closed once it ended more than SPAN_GRACE_MS ago (late data can still
+        arrive; it makes the span dirty again).  Bounded per round so the writer is never
+        held for long.
+        """
+        closed = now_ms // SPAN_MS - 1 - SPAN_GRACE_MS // SPAN_MS
+        spans = w.con.execute(
+            "SELECT tbl, span FROM dirty_spans WHERE span <= ? ORDER BY span LIMIT ?",
+            [closed, max_spans]).fetchall()
+        for table, span in spans:
+            if table not in ("samples", "statsets"):
+                continue
+            p = {"lo": span * SPAN_MS, "hi": (span + 1) * SPAN_MS}
+            w.con.execute(f"CREATE OR REPLACE TEMP TABLE _span AS SELECT * FROM {table}"
+                          " WHERE ts >= $lo AND ts < $hi ORDER BY series_id, ts", p)
+            w.con.execute(f"DELETE FROM {table} WHERE ts >= $lo AND ts < $hi", p)
+            w.con.execute(f"INSERT INTO {table} SELECT * FROM _span")
+            w.con.execute("DROP TABLE _span")
+            w.con.execute("DELETE FROM dirty_spans WHERE tbl = ? AND span = ?", [table, span])
+        return len(spans)
 
     def hot_rows(self, cur) -> int:
         return cur.execute("SELECT (SELECT count(*) FROM samples_hot) + "
@@ -184,6 +211,7 @@ class MetricsStore:
         """
         con = w.con
         self.compact(w)
+        self.recluster(w, now_ms)
         for table in SAMPLE_TABLES + STATSET_TABLES:
             con.execute(f"DELETE FROM {table} WHERE ts < ?", [now_ms - RETENTION_MS])
         # (table, the coarsened row for a group of rows sharing a truncated timestamp)

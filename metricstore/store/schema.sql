@@ -23,6 +23,11 @@ CREATE TABLE IF NOT EXISTS samples_hot (series_id INTEGER, ts BIGINT, value DOUB
 CREATE TABLE IF NOT EXISTS statsets     (series_id INTEGER, ts BIGINT, n DOUBLE, sum DOUBLE, min DOUBLE, max DOUBLE, unit UTINYINT, hires BOOLEAN);
 CREATE TABLE IF NOT EXISTS statsets_hot (series_id INTEGER, ts BIGINT, n DOUBLE, sum DOUBLE, min DOUBLE, max DOUBLE, unit UTINYINT, hires BOOLEAN);
 
+-- Each compaction appends one run sorted by series; a time span that received several runs
+-- is re-sorted into one once it is closed, so that a series' data for a day sits in a few
+-- row groups (span = floor(ts / SPAN_MS)).
+CREATE TABLE IF NOT EXISTS dirty_spans (tbl VARCHAR, span BIGINT, PRIMARY KEY (tbl, span));
+
 CREATE TABLE IF NOT EXISTS dashboards (
     account VARCHAR, region VARCHAR, name VARCHAR, body VARCHAR, last_modified BIGINT, size INTEGER,
     PRIMARY KEY (account, region, name)
