@@ -1,6 +1,7 @@
 """AWS JSON 1.0 (CloudWatch, query-compatible) and JSON 1.1 (CloudWatch Logs)."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import orjson
@@ -8,18 +9,25 @@ import orjson
 from ..errors import ServiceError
 from .. import services
 from . import Call, Reply, RequestInfo, decompress, new_request_id
-from ._wire import convert, epoch, resolve_error
+from ._wire import epoch, resolve_error
 from .shapes import read_input
 
 
+_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATETIME
+
+
 def _dumps(obj) -> bytes:
-    return orjson.dumps(obj, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
+    """Outputs are already JSON-ready but for datetimes (→ epoch seconds) and blobs (→ base64),
+    which orjson hands to ``_default``: no walk of the output shape is needed."""
+    return orjson.dumps(obj, default=_default, option=_OPTS)
 
 
 def _default(o):
     if isinstance(o, (bytes, bytearray)):
         import base64
         return base64.b64encode(o).decode()
+    if isinstance(o, dt.datetime):
+        return epoch(o)
     raise TypeError(type(o).__name__)
 
 
@@ -76,9 +84,7 @@ class JsonCodec:
 
     def encode_result(self, call: Call, result: dict | None) -> Reply:
         op = call.service.operation(call.operation)
-        out = {}
-        if result and op.output_shape is not None:
-            out = convert(op.output_shape, result, epoch)
+        out = result if result and op.output_shape is not None else {}
         return Reply(200, {"Content-Type": self._content_type(call.service),
                            "x-amzn-RequestId": call.request_id}, _dumps(out))
 
