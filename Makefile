@@ -33,6 +33,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/metrics_query.py
+	$(BIN)/python bench/alarms.py
 
 clean:
 	rm -rf $(VENV) data

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
@@ -166,38 +167,60 @@ def evaluate_metric_alarm(alarm: MetricAlarm, datapoints: Iterable[Datapoint],
             is_low_sample(alarm, slots[i]) for i in evaluated):
         return retained
 
-    fills: list[int] = []
-    fill_kind: str | None = None
-    if len(real) >= n:
-        # Enough real data: TreatMissingData is not needed and is ignored.
-        state = ALARM if sum(breach[i] for i in evaluated) >= m else OK
-    elif not real:
-        if treat == "ignore":
-            return retained
-        if treat == "missing":
-            return _insufficient(alarm, now)
-        fills = _newest_missing(slots, n)
-        fill_kind = "Breaching" if treat == "breaching" else "NonBreaching"
-        state = ALARM if treat == "breaching" else OK
-    else:
-        # All real datapoints in the range count; fill as few missing ones as possible.
-        k = n - len(real)
-        real_breaching = sum(breach[i] for i in real)
-        if treat == "breaching":
-            fills, fill_kind = _newest_missing(slots, k), "Breaching"
-            state = ALARM if real_breaching + k >= m else OK
-        elif treat == "notBreaching":
-            fills, fill_kind = _newest_missing(slots, k), "NonBreaching"
-            state = ALARM if real_breaching >= m else OK
-        elif _premature_alarm(slots, real, breach, n, m):
-            if treat == "ignore":
-                return retained
-            state = ALARM
-        else:
-            state = ALARM if real_breaching >= m else OK
+    codes = bytes(MISSING if point is None else (BREACHING if breach[i] else NOT_BREACHING)
+                  for i, point in enumerate(slots))
+    state, fills, fill_kind = decide(codes, n, m, treat)
+    if state is None:
+        return retained
+    if state == INSUFFICIENT_DATA:
+        return _insufficient(alarm, now)
+    fills = list(fills)
     return Evaluation(state, _reason(alarm, state, starts, slots, evaluated, breach, fills, fill_kind),
                       _reason_data(alarm, state, starts, slots, evaluated, breach, fills, fill_kind, now),
                       now)
+
+
+# Slot codes for :func:`decide`: one byte per period of the evaluation range, oldest first.
+MISSING, NOT_BREACHING, BREACHING = 0, 1, 2
+
+
+@lru_cache(maxsize=65536)
+def decide(codes: bytes, n: int, m: int, treat: str) -> tuple[str | None, tuple[int, ...], str | None]:
+    """The state AWS's rules give for one pattern of datapoints: ``(state, fills, fill_kind)``.
+
+    ``codes`` holds :data:`MISSING`, :data:`NOT_BREACHING` or :data:`BREACHING` per period of
+    the evaluation range (oldest first); ``n``/``m`` are EvaluationPeriods and
+    DatapointsToAlarm; ``treat`` the effective TreatMissingData.  ``state`` is None when the
+    current state is kept, INSUFFICIENT_DATA when every datapoint is missing under
+    ``missing``; ``fills`` are the slots filled with missing datapoints of ``fill_kind``
+    (``Breaching``/``NonBreaching``).  The result depends on nothing else, so it is cached:
+    the scheduler decides thousands of alarms per tick with it and builds the reason only for
+    transitions (:func:`evaluate_metric_alarm` uses the same function).
+    """
+    real = [i for i, code in enumerate(codes) if code != MISSING]
+    if len(real) >= n:
+        # Enough real data: TreatMissingData is not needed and is ignored.
+        breaching = sum(codes[i] == BREACHING for i in real[-n:])
+        return (ALARM if breaching >= m else OK), (), None
+    if not real:
+        if treat == "ignore":
+            return None, (), None
+        if treat == "missing":
+            return INSUFFICIENT_DATA, (), None
+        fills = _newest_missing(codes, n)
+        if treat == "breaching":
+            return ALARM, fills, "Breaching"
+        return OK, fills, "NonBreaching"
+    # All real datapoints in the range count; fill as few missing ones as possible.
+    k = n - len(real)
+    real_breaching = sum(codes[i] == BREACHING for i in real)
+    if treat == "breaching":
+        return (ALARM if real_breaching + k >= m else OK), _newest_missing(codes, k), "Breaching"
+    if treat == "notBreaching":
+        return (ALARM if real_breaching >= m else OK), _newest_missing(codes, k), "NonBreaching"
+    if _premature_alarm(codes, real, n, m):
+        return (None if treat == "ignore" else ALARM), (), None
+    return (ALARM if real_breaching >= m else OK), (), None
 
 
 def _check(alarm: MetricAlarm) -> None:
@@ -234,19 +257,18 @@ def _slot(alarm: MetricAlarm, starts: Sequence[datetime],
     return slots
 
 
-def _newest_missing(slots: Sequence[Datapoint | None], count: int) -> list[int]:
-    missing = [i for i in range(len(slots) - 1, -1, -1) if slots[i] is None]
-    return sorted(missing[:count])
+def _newest_missing(codes: bytes, count: int) -> tuple[int, ...]:
+    missing = [i for i in range(len(codes) - 1, -1, -1) if codes[i] == MISSING]
+    return tuple(sorted(missing[:count]))
 
 
-def _premature_alarm(slots: Sequence[Datapoint | None], real: Sequence[int],
-                     breach: dict[int, bool], n: int, m: int) -> bool:
+def _premature_alarm(codes: bytes, real: Sequence[int], n: int, m: int) -> bool:
     """AWS's "avoiding premature transitions to alarm state" rule, in the form that reproduces
     every cell of the documented tables (reference R2.6): ALARM although fewer than M
     datapoints exist when every real datapoint breaches and the oldest one within the last N
     periods is at least M periods old."""
-    ages = [len(slots) - i for i in real if len(slots) - i <= n]  # 1 = newest period
-    return bool(ages) and all(breach[i] for i in real) and max(ages) >= m
+    ages = [len(codes) - i for i in real if len(codes) - i <= n]  # 1 = newest period
+    return bool(ages) and all(codes[i] == BREACHING for i in real) and max(ages) >= m
 
 
 # ---- StateReason ---------------------------------------------------------------------------
@@ -386,5 +408,6 @@ def _evaluated_point(start: datetime, point: Datapoint | None) -> dict[str, Any]
 
 __all__ = [
     "range_length", "evaluation_range", "period_starts", "evaluation_interval", "breaches",
-    "minimum_samples", "is_low_sample", "evaluate_metric_alarm",
+    "minimum_samples", "is_low_sample", "evaluate_metric_alarm", "decide", "MISSING",
+    "NOT_BREACHING", "BREACHING",
 ]

@@ -234,6 +234,10 @@ def format_long_date(ts: datetime) -> str:
             f"{ts.strftime('%H:%M:%S')} UTC")
 
 
+# json.dumps(text, ensure_ascii=False) without the encoder set-up per call (the C function).
+_quote = json.encoder.encode_basestring
+
+
 def to_json(value: Any) -> str:
     """Compact JSON in insertion order with Java-style floats (``21.0``, ``1.0E7``)."""
     if value is None:
@@ -249,9 +253,9 @@ def to_json(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _quote(value)
     if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{to_json(v)}"
+        return "{" + ",".join(f"{_quote(str(k))}:{to_json(v)}"
                               for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(to_json(v) for v in value) + "]"

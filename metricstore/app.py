@@ -56,6 +56,8 @@ class Server:
         self.insights = QueryRunner(self.store)
         from .operations.logs_metrics import LogMetrics
         self.log_hooks.append(LogMetrics(self))     # metric filters and EMF → metrics
+        from alarms.scheduler import AlarmService
+        self.alarms = AlarmService(self)
 
     def close(self) -> None:
         if self.insights is not None:
@@ -104,6 +106,7 @@ class Server:
             self.metrics = MetricsStore(self.store)
             self.logs = LogsStore(self.store)
         await self.store.write(wipe)
+        self.alarms.reload()
 
 
 async def health(request: web.Request) -> web.Response:
@@ -121,6 +124,17 @@ async def reset(request: web.Request) -> web.Response:
     return web.json_response({"status": "reset"})
 
 
+async def move_clock(request: web.Request) -> web.Response:
+    """Tests move time instead of sleeping: ``{"advance": seconds}`` (only with
+    --enable-reset)."""
+    server = request.app[SERVER]
+    if not server.config.enable_reset:
+        raise web.HTTPNotFound()
+    body = await request.json()
+    server.clock.offset += float(body.get("advance", 0))
+    return web.json_response({"now": server.clock.now()})
+
+
 def make_app(config: Config, clock: Clock | None = None) -> web.Application:
     load_all()
     app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -130,7 +144,9 @@ def make_app(config: Config, clock: Clock | None = None) -> web.Application:
     async def lifecycle(app):
         server.open()
         task = asyncio.create_task(server.maintenance())
+        await server.alarms.start()
         yield
+        await server.alarms.stop()
         task.cancel()
         try:
             await task
@@ -141,5 +157,8 @@ def make_app(config: Config, clock: Clock | None = None) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/health", health)
     app.router.add_post("/_metricstore/reset", reset)
+    app.router.add_post("/_metricstore/clock", move_clock)
+    from .sns_links import setup_routes as sns_routes
+    sns_routes(app)
     app.router.add_route("*", "/{tail:.*}", dispatch.handle)
     return app

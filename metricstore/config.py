@@ -19,6 +19,14 @@ class Config:
     compact_interval: float = 30.0
     ingest_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     log_level: str = "INFO"
+    public_url: str | None = None       # how webhooks reach us (SNS SubscribeURL, SigningCertURL)
+
+    @property
+    def public_base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @property
     def db_path(self) -> str:
@@ -58,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
                    default=int(env("METRICSTORE_INGEST_WORKERS", os.cpu_count() or 1)),
                    help="processes that decode large PutMetricData bodies (0: in the server)")
     s.add_argument("--log-level", default=env("METRICSTORE_LOG_LEVEL", Config.log_level))
+    s.add_argument("--public-url", default=env("METRICSTORE_PUBLIC_URL"),
+                   help="base URL in SNS messages (SubscribeURL, SigningCertURL); default "
+                        "http://HOST:PORT")
     return p
 
 
@@ -66,5 +77,6 @@ def from_args(argv=None) -> tuple[str, Config]:
     cfg = Config(host=a.host, port=a.port, data_dir=a.data_dir, account_id=a.account_id,
                  region=a.region, alarm_interval=a.alarm_interval, enable_reset=a.enable_reset,
                  allow_aws_namespaces=a.allow_aws_namespaces, log_level=a.log_level,
-                 compact_interval=a.compact_interval, ingest_workers=a.ingest_workers)
+                 compact_interval=a.compact_interval, ingest_workers=a.ingest_workers,
+                 public_url=a.public_url)
     return a.command, cfg

@@ -69,4 +69,5 @@ class Context:
 def load_all() -> None:
     """Import every operations module so that its functions register."""
     from . import dashboards, insights, logs, metrics, tags  # noqa: F401
+    from . import alarms, sns  # noqa: F401
     from . import logs_metrics  # noqa: F401

@@ -1,0 +1,112 @@
+"""Evaluating thousands of metric alarms at once, with the rules of :mod:`alarms.evaluate`.
+
+The scheduler hands over, for every due alarm, its datapoints as one row of a matrix (one
+column per period of the evaluation range, right-aligned so that the last column is the
+newest completed period; NaN where a period has no datapoint).  Comparisons against the
+thresholds run in numpy; the state each row's pattern gives comes from
+:func:`alarms.evaluate.decide`, cached per pattern, so a tick costs a dictionary look-up per
+alarm.  Only alarms whose state changes go through :func:`evaluate_metric_alarm`, which
+builds the StateReason and StateReasonData: the result is exactly what calling
+``evaluate_metric_alarm`` for every alarm would give (tests/alarms/test_engine.py checks it).
+
+Pure: no clock, no store.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+import numpy as np
+
+from alarms.evaluate import (decide, evaluate_metric_alarm, minimum_samples, period_starts,
+                             range_length)
+from alarms.model import Datapoint, Evaluation, MetricAlarm, utc
+
+_OPERATORS = {"GreaterThanThreshold": 0, "GreaterThanOrEqualToThreshold": 1,
+              "LessThanThreshold": 2, "LessThanOrEqualToThreshold": 3}
+
+
+def width(alarms: Sequence[MetricAlarm]) -> int:
+    """Columns the matrix needs: the longest evaluation range."""
+    return max((range_length(a.evaluation_periods) for a in alarms), default=0)
+
+
+def row_datapoints(alarm: MetricAlarm, values: np.ndarray, counts: np.ndarray,
+                   now: datetime) -> list[Datapoint]:
+    """The datapoints of one matrix row (right-aligned) for :func:`evaluate_metric_alarm`."""
+    starts = period_starts(alarm, now)
+    offset = len(values) - len(starts)
+    points = []
+    for j, start in enumerate(starts):
+        v = values[offset + j]
+        if np.isnan(v):
+            continue
+        c = counts[offset + j]
+        points.append(Datapoint(start, float(v), None if np.isnan(c) else float(c)))
+    return points
+
+
+class Plan:
+    """The per-alarm constants of a batch, computed once: the scheduler reuses a plan for as
+    long as the same alarms are due together."""
+
+    def __init__(self, alarms: Sequence[MetricAlarm]):
+        self.alarms = list(alarms)
+        count = len(self.alarms)
+        self.width = width(self.alarms)
+        self.lengths = np.fromiter((range_length(a.evaluation_periods) for a in self.alarms),
+                                   dtype=np.int64, count=count)
+        self.thresholds = np.fromiter((a.threshold for a in self.alarms), dtype=np.float64,
+                                      count=count)[:, None]
+        self.ops = np.fromiter((_OPERATORS[a.comparison_operator] for a in self.alarms),
+                               dtype=np.int8, count=count)[:, None]
+        # (n, m, treat, full): ``full`` sends the alarm through evaluate_metric_alarm every
+        # time, because the low-sample rule looks at sample counts
+        self.rules = [(a.evaluation_periods, a.datapoints_needed, a.effective_treat_missing_data,
+                       a.evaluate_low_sample_count_percentile == "ignore"
+                       and minimum_samples(a.extended_statistic) is not None)
+                      for a in self.alarms]
+
+
+def evaluate_bulk(alarms: Sequence[MetricAlarm] | Plan, previous: Sequence[str],
+                  values: np.ndarray, counts: np.ndarray,
+                  now: datetime) -> list[tuple[int, Evaluation]]:
+    """Evaluate every alarm at ``now``; return ``(index, Evaluation)`` for those whose state
+    changes (retained results and unchanged states are left out).
+
+    ``values``/``counts``: float arrays of shape ``(len(alarms), width(alarms))``, the
+    datapoint values and sample counts per period, right-aligned, NaN where there is none.
+    Alarms must use one of the four static operators (band alarms need their band per
+    datapoint: evaluate those with :func:`evaluate_metric_alarm`).
+    """
+    plan = alarms if isinstance(alarms, Plan) else Plan(alarms)
+    now = utc(now)
+    if not plan.alarms:
+        return []
+    cols = values.shape[1]
+    thresholds, ops = plan.thresholds, plan.ops
+    present = np.isfinite(values)
+    v = np.where(present, values, 0.0)
+    breach = np.where(ops == 0, v > thresholds,
+                      np.where(ops == 1, v >= thresholds,
+                               np.where(ops == 2, v < thresholds, v <= thresholds)))
+    codes = np.where(present, np.where(breach, 2, 1), 0).astype(np.uint8)
+    buffer = codes.tobytes()
+    changed = []
+    lengths = plan.lengths.tolist()
+    for i, (n, m, treat, full) in enumerate(plan.rules):
+        before = previous[i]
+        if not full:
+            end = (i + 1) * cols
+            state = decide(buffer[end - lengths[i]:end], n, m, treat)[0]
+            if state is None or state == before:
+                continue
+        alarm = plan.alarms[i]
+        result = evaluate_metric_alarm(alarm, row_datapoints(alarm, values[i], counts[i], now),
+                                       before, now)
+        if not result.retained and result.state != before:
+            changed.append((i, result))
+    return changed
+
+
+__all__ = ["Plan", "width", "row_datapoints", "evaluate_bulk"]
