@@ -402,7 +402,7 @@ async def get_metric_statistics(ctx: Context, Namespace, MetricName, StartTime, 
     basic_names = [sp.name for sp in specs if sp.ext is None]
     for (_, u), res in result.items():
         unit_name = UNITS[res["unit"]]
-        times = (start + res["b"].astype(np.int64) * Period).tolist()
+        times = (start + res["b"].astype(np.int64) * Period).astype(np.float64).tolist()
         basic_cols = [(n, res[n].tolist()) for n in basic_names]
         ext_cols = [(n, res[n].tolist()) for n in ext_names]
         for j, ts in enumerate(times):
