@@ -267,9 +267,10 @@ def raw_insert(bodies: list[dict], total: int, workdir: Path, batch_rows: int = 
     return {"rows": total, "seconds": el, "events_per_s": total / el, "batch_rows": batch_rows}
 
 
-def store_append(bodies: list[dict], seconds: float, workdir: Path) -> dict:
+def store_append(bodies: list[dict], seconds: float, workdir: Path, max_fields: int = 0) -> dict:
     """The server's write path without HTTP: ``LogsStore.append`` (and the metric hook with no
-    filters) through ``Store.write_sync``, one call's events per transaction."""
+    filters) through ``Store.write_sync``, one call's events per transaction.  ``max_fields``:
+    the cap on materialized Logs Insights fields (0 = off, the server's default)."""
     import numpy as np
 
     from metricstore.store.db import Store
@@ -278,8 +279,11 @@ def store_append(bodies: list[dict], seconds: float, workdir: Path) -> dict:
     for b in bodies:
         evs = json.loads(b["body"])["logEvents"]
         batches.append(([e["timestamp"] for e in evs], [e["message"] for e in evs], b["bytes"]))
-    store = Store(str(workdir / "append.duckdb"))
-    logs = LogsStore(store)
+    path = workdir / "append.duckdb"
+    for p in (path, path.with_name(path.name + ".wal")):
+        p.unlink(missing_ok=True)
+    store = Store(str(path))
+    logs = LogsStore(store, max_fields)
     g = store.write_sync(lambda w: logs.create_group(w, "a", "r", "/g", 0, None, "STANDARD"))
     sid = store.write_sync(lambda w: logs.create_stream(w, g.id, "s", 0))
     n, i = 0, 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 
 from aiohttp import web
@@ -14,8 +15,9 @@ from aiohttp import web
 from . import dispatch
 from .clock import Clock
 from .config import Config
+from .errors import ServiceError
 from .operations import load_all
-from .store.db import Store
+from .store.db import Store, quote_ident
 from .store.logs import EventBatch, LogGroup, LogsStore
 from .store.metrics import MetricBatch, MetricsStore
 
@@ -40,7 +42,8 @@ class Server:
         self.log_hooks: list = []
         # Logs Insights: discovered field name -> (SQL over the events relation, params) or
         # None for JSON extraction at query time (query/insights_compile.Source.field_sql)
-        self.log_field_sql = lambda name: None
+        # (a materialized field's column, see LogsStore and log_field_sql below)
+        self.log_field_sql = self._log_field_sql
         self.insights = None
         self.background: set = set()      # fire-and-forget tasks (queries), kept referenced
 
@@ -51,13 +54,31 @@ class Server:
             self.ingest.warm()
         self.store = Store(self.config.db_path)
         self.metrics = MetricsStore(self.store)
-        self.logs = LogsStore(self.store)
+        self.logs = LogsStore(self.store, self._max_log_fields())
         from .operations.insights import QueryRunner
         self.insights = QueryRunner(self.store)
         from .operations.logs_metrics import LogMetrics
         self.log_hooks.append(LogMetrics(self))     # metric filters and EMF → metrics
         from alarms.scheduler import AlarmService
         self.alarms = AlarmService(self)
+
+    @staticmethod
+    def _max_log_fields() -> int:
+        """Cap on Logs Insights fields materialized at ingest (METRICSTORE_LOG_FIELD_COLUMNS,
+        e.g. 500).  Off (0) by default for now: it makes PutLogEvents ~2.3x slower, below
+        the ingest target (bench/RESULTS.md, "Logs Insights").  A store written with it off
+        keeps query-time extraction for good (LogsStore: the map is frozen), so turn it on
+        for a new data dir; fields already materialized are always used."""
+        try:
+            return max(0, int(os.environ.get("METRICSTORE_LOG_FIELD_COLUMNS", "0")))
+        except ValueError:
+            return 0
+
+    def _log_field_sql(self, name: str):
+        """A discovered field's materialized column (committed ones only), or None."""
+        logs = getattr(self, "logs", None)
+        c = logs.committed_fields.get(name) if logs is not None else None
+        return (quote_ident(c), []) if c is not None else None
 
     def close(self) -> None:
         if self.insights is not None:
@@ -104,7 +125,7 @@ class Server:
             for t in tables:
                 w.con.execute(f'DELETE FROM "{t}"')
             self.metrics = MetricsStore(self.store)
-            self.logs = LogsStore(self.store)
+            self.logs = LogsStore(self.store, self._max_log_fields())
         await self.store.write(wipe)
         self.alarms.reload()
 
@@ -116,10 +137,37 @@ async def health(request: web.Request) -> web.Response:
                              status=200 if ok else 503)
 
 
+async def require_admin(request: web.Request) -> web.Response | None:
+    """With auth on, administrative endpoints need a request signed by an admin key
+    (``metricstore_admin = true``); the refusal, or None when allowed."""
+    server = request.app[SERVER]
+    keys = server.config.keys
+    if keys is None:
+        return None
+    from . import auth
+    from .codecs import RequestInfo
+    body = await request.read()
+    req = RequestInfo(request.method, request.path, request.headers, body, dict(request.query),
+                      raw_body=body, raw_path=request.raw_path,
+                      raw_headers=request.headers)
+    try:
+        key, _ = auth.verify(req, keys, server.clock.now())
+    except ServiceError as e:
+        return web.json_response({"__type": e.code, "message": e.message}, status=e.status)
+    if not key.admin:
+        return web.json_response({"__type": "AccessDeniedException", "message":
+                                  f"{key.access_key} is not an admin key "
+                                  f"(metricstore_admin = true)."}, status=403)
+    return None
+
+
 async def reset(request: web.Request) -> web.Response:
     server = request.app[SERVER]
     if not server.config.enable_reset:
         raise web.HTTPNotFound()
+    refused = await require_admin(request)
+    if refused is not None:
+        return refused
     await server.reset()
     return web.json_response({"status": "reset"})
 
@@ -130,6 +178,9 @@ async def move_clock(request: web.Request) -> web.Response:
     server = request.app[SERVER]
     if not server.config.enable_reset:
         raise web.HTTPNotFound()
+    refused = await require_admin(request)
+    if refused is not None:
+        return refused
     body = await request.json()
     server.clock.offset += float(body.get("advance", 0))
     return web.json_response({"now": server.clock.now()})
@@ -137,7 +188,12 @@ async def move_clock(request: web.Request) -> web.Response:
 
 def make_app(config: Config, clock: Clock | None = None) -> web.Application:
     load_all()
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    if config.keys is None and config.credentials:
+        config.load_keys()
+    # auto_decompress off: SigV4 signs the body as sent (compressed); dispatch decompresses
+    # it itself, bounded (codecs.decompress)
+    app = web.Application(client_max_size=64 * 1024 * 1024,
+                          handler_args={"auto_decompress": False})
     server = Server(config, clock)
     app[SERVER] = server
 

@@ -20,6 +20,16 @@ class Config:
     ingest_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     log_level: str = "INFO"
     public_url: str | None = None       # how webhooks reach us (SNS SubscribeURL, SigningCertURL)
+    credentials: str | None = None      # AWS shared-credentials file: SigV4 auth on
+    keys: dict | None = field(default=None, repr=False)   # loaded from ``credentials``
+
+    def load_keys(self) -> None:
+        """Read the credentials file (auth on) — raises on a malformed file."""
+        if self.credentials:
+            from .auth import load_credentials
+            self.keys = load_credentials(self.credentials)
+        else:
+            self.keys = None
 
     @property
     def public_base_url(self) -> str:
@@ -69,6 +79,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--public-url", default=env("METRICSTORE_PUBLIC_URL"),
                    help="base URL in SNS messages (SubscribeURL, SigningCertURL); default "
                         "http://HOST:PORT")
+    s.add_argument("--credentials", default=env("METRICSTORE_CREDENTIALS") or None,
+                   help="AWS shared-credentials file ([profile] sections with aws_access_key_id,"
+                        " aws_secret_access_key, aws_account_id, optional metricstore_admin = "
+                        "true): verify SigV4 signatures; the account comes from the key")
     return p
 
 
@@ -78,5 +92,5 @@ def from_args(argv=None) -> tuple[str, Config]:
                  region=a.region, alarm_interval=a.alarm_interval, enable_reset=a.enable_reset,
                  allow_aws_namespaces=a.allow_aws_namespaces, log_level=a.log_level,
                  compact_interval=a.compact_interval, ingest_workers=a.ingest_workers,
-                 public_url=a.public_url)
+                 public_url=a.public_url, credentials=a.credentials)
     return a.command, cfg

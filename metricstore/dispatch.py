@@ -12,7 +12,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from . import auth
-from .codecs import Reply, RequestInfo, pick_codec
+from .codecs import Reply, RequestInfo, decompress, pick_codec
 from .codecs.json import JSON
 from .codecs.query_xml import QUERY
 from .errors import ServiceError, internal_failure, invalid_action
@@ -32,18 +32,25 @@ def _reply(r: Reply) -> web.Response:
     return web.Response(status=r.status, headers=r.headers, body=r.body)
 
 
-_AIOHTTP_DECODES = {"gzip", "x-gzip", "deflate", "br", "zstd"}
-
-
 async def request_info(request: web.Request) -> RequestInfo:
+    """The request as sent: aiohttp's automatic decompression is off (see app.make_app), so
+    ``body`` is still the wire bytes here.  :func:`decode_body` then undoes Content-Encoding
+    for the codecs, while ``raw_body``/``raw_headers`` keep what SigV4 signed (the
+    compressed bytes, with their Content-Encoding header) for :func:`auth.identify`."""
     body = await request.read()
-    headers = request.headers
-    enc = (headers.get("Content-Encoding") or "").strip().lower()
-    if enc in _AIOHTTP_DECODES:
-        # aiohttp has already decoded the body (bounded by client_max_size).
-        headers = CIMultiDict(headers)
+    return RequestInfo(request.method, request.path, request.headers, body, dict(request.query),
+                       raw_body=body, raw_path=request.raw_path,
+                       raw_headers=request.headers)
+
+
+def decode_body(req: RequestInfo) -> None:
+    """Undo ``Content-Encoding`` (bounded: gzip bombs) so codecs see the plain body."""
+    enc = (req.headers.get("Content-Encoding") or "").strip()
+    if enc:
+        req.body = decompress(req.raw_body, enc)
+        headers = CIMultiDict(req.headers)
         del headers["Content-Encoding"]
-    return RequestInfo(request.method, request.path, headers, body, dict(request.query))
+        req.headers = headers
 
 
 async def handle(request: web.Request) -> web.Response:
@@ -60,9 +67,11 @@ async def handle(request: web.Request) -> web.Response:
     spec = None
     call = None
     try:
+        decode_body(req)
         call = codec.decode(req)
         spec = call.service
-        call.account, call.region, call.access_key = auth.identify(req, server.config)
+        call.account, call.region, call.access_key = auth.identify(req, server.config,
+                                                                   server.clock)
         limit = BODY_LIMITS.get(call.operation, DEFAULT_BODY_LIMIT)
         if len(req.body) > limit:
             raise ServiceError("RequestEntityTooLarge",

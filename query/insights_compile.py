@@ -643,7 +643,10 @@ class _Compiler:
     def discover(self, ref: FieldRef) -> Sql:
         name = ref.name
         if name not in self.discovered:
-            resolved = self.source.field_sql(name)
+            # the resolver knows names by their dotted text, which is ambiguous when a part
+            # holds a dot (`a.b` back-ticked): those always take the default
+            resolved = self.source.field_sql(name) \
+                if not any("." in p for p in ref.parts) else None
             if resolved is not None:
                 text, params = resolved
                 e = Sql(f"({text})", tuple(params), DYN)

@@ -40,6 +40,9 @@ class RequestInfo:
     body: bytes
     query: dict = field(default_factory=dict)   # URL query string parameters
     form: dict = field(default_factory=dict)    # decoded form parameters (query protocol)
+    raw_body: bytes | None = None   # the body as sent (still compressed): what SigV4 signs
+    raw_path: str = ""              # path and query string as sent (percent-encoded)
+    raw_headers: dict | None = None  # headers as sent (Content-Encoding still there)
 
 
 @dataclass

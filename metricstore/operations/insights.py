@@ -162,7 +162,9 @@ def _groups_for(ctx: Context, logGroupName, logGroupNames, logGroupIdentifiers):
     return groups
 
 
-RELATION = ("(SELECT e.ts, e.ingest, e.seq, e.message, s.name AS log_stream,"
+# Every column of log_events but the ids: ts, ingest, seq, message and the materialized field
+# columns (f_<n>, generated names), which Server.log_field_sql hands the compiler.
+RELATION = ("(SELECT e.* EXCLUDE (group_id, stream_id), s.name AS log_stream,"
             " g.account || ':' || g.name AS log_group,"
             " printf('%x-%x', e.group_id, e.seq) AS ptr"
             " FROM log_events e JOIN log_streams s ON s.id = e.stream_id"

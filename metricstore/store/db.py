@@ -60,11 +60,16 @@ def _not_int(value) -> bool:
 class WriteContext:
     """What a write function receives: the connection, and per-batch hooks."""
 
-    __slots__ = ("con", "_rollback_hooks")
+    __slots__ = ("con", "_rollback_hooks", "_commit_hooks")
 
     def __init__(self, con):
         self.con = con
         self._rollback_hooks: list[Callable[[], None]] = []
+        self._commit_hooks: list[Callable[[], None]] = []
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        """Publish in-memory state (caches readers use) once the transaction committed."""
+        self._commit_hooks.append(fn)
 
     def on_rollback(self, fn: Callable[[], None]) -> None:
         """Undo in-memory state (caches) if the transaction does not commit."""
@@ -168,6 +173,7 @@ class Store:
             for fn, fut, loop in batch:
                 self._run_single(fn, fut, loop)
             return
+        _committed(ctx)
         for (fn, fut, loop), r in zip(batch, results):
             _resolve(fut, loop, r, None)
 
@@ -181,6 +187,7 @@ class Store:
             self._rollback(ctx)
             _resolve(fut, loop, None, e)
             return
+        _committed(ctx)
         _resolve(fut, loop, r, None)
 
     def _rollback(self, ctx: WriteContext) -> None:
@@ -223,6 +230,14 @@ class Store:
         except duckdb.Error:  # pragma: no cover
             log.exception("checkpoint at close failed")
         self.con.close()
+
+
+def _committed(ctx: WriteContext) -> None:
+    for hook in ctx._commit_hooks:
+        try:
+            hook()
+        except Exception:  # pragma: no cover
+            log.exception("commit hook failed")
 
 
 def _resolve(fut, loop, result, exc) -> None:

@@ -7,13 +7,16 @@ out by the single writer.  Messages reach DuckDB through Arrow (the fast path fo
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
-from .db import Store, WriteContext
+from query.insights_compile import json_pointer
+
+from .db import Store, WriteContext, quote_ident
 
 DDL = """
 CREATE TABLE IF NOT EXISTS log_groups (
@@ -57,7 +60,32 @@ CREATE TABLE IF NOT EXISTS metric_filters (
 );
 ALTER TABLE metric_filters ADD COLUMN IF NOT EXISTS options VARCHAR;
 CREATE TABLE IF NOT EXISTS log_tags (group_id INTEGER, key VARCHAR, value VARCHAR, PRIMARY KEY (group_id, key));
+-- Logs Insights fields materialized at ingest: field name -> generated column of log_events
+-- (col NULL on the one row named '' = "frozen": a field was refused, no column is ever added)
+CREATE TABLE IF NOT EXISTS log_fields (name VARCHAR PRIMARY KEY, col VARCHAR);
 """
+
+#: Columns of log_events that are not materialized fields, in table order.
+EVENT_COLUMNS = ("group_id", "stream_id", "ts", "ingest", "seq", "message")
+#: At most this many materialized field columns; other fields are extracted at query time.
+MAX_FIELD_COLUMNS = 500
+# Field names that are materialized: top-level keys of JSON objects.  Keys that could be array
+# indexes (digits, "-"), contain "." (ambiguous with nesting), start with "@" (shown as "@@x")
+# or need escaping in a JSON pointer, and nested names (``a.b``), are left to query-time
+# extraction (a one-level nested discovery cost as much as the rest of the ingest path).
+_SEGMENT_RE = r"[A-Za-z_$][A-Za-z0-9_$:-]*"
+_FIELD_COL_RE = re.compile(r"f_([0-9]+)")
+
+# The distinct top-level keys of the batch's (the Arrow table ``_ingest_events``) JSON objects
+# that may be materialized.
+_KEYS = ("SELECT DISTINCT k FROM (SELECT unnest(json_keys(TRY_CAST(message AS JSON))) AS k"
+         f" FROM _ingest_events) WHERE regexp_full_match(k, '{_SEGMENT_RE}')")
+# Which of the JSON pointers $1 some event of the batch holds a scalar (not an object, array or
+# null) at: their 1-based positions in $1.
+_SCALAR_AT = ("SELECT DISTINCT unnest(list_filter(list_transform("
+              "json_type(TRY_CAST(message AS JSON), $1), lambda x, i: CASE WHEN x NOT IN"
+              " ('OBJECT', 'ARRAY', 'NULL') THEN i END), lambda y: y IS NOT NULL))"
+              " FROM _ingest_events")
 
 
 @dataclass
@@ -105,10 +133,51 @@ class MetricFilter:
 
 
 class LogsStore:
-    def __init__(self, store: Store):
+    """Groups, streams, events and metric filters.
+
+    Discovered fields (Logs Insights) are materialized at ingest: :meth:`append` finds, in
+    DuckDB over the batch's Arrow table, the field names its JSON messages hold (see
+    ``_KEYS`` and ``_SCALAR_AT``: top-level keys; nested ``a.b`` names are not materialized),
+    adds a VARCHAR column ``f_<n>`` to ``log_events`` for each new one (the
+    name → column map is the ``log_fields`` table, cached in ``fields``) and fills, in the
+    same INSERT, every mapped column the batch has, with exactly the SQL the query compiler
+    uses without one (``query.insights_compile.default_field_sql``).
+
+    Invariant (what makes a column usable by queries): for every mapped name, every stored
+    event for which the query-time extraction would give a value has that value in the
+    column.  It holds because a column is added, in the write transaction, before the first
+    event holding that name is inserted (older events cannot have it, or it would have been
+    discovered then), every later batch holding the name fills it, and once any name is
+    refused (cap reached, or materialization off) the map is frozen for good (persisted as the
+    row named ''), so a name that some stored event holds unmaterialized is never mapped.
+    """
+
+    def __init__(self, store: Store, max_fields: int = MAX_FIELD_COLUMNS):
         self.store = store
         store.extend_schema(DDL)
         con = store.con
+        self.max_fields = max_fields
+        self.fields: dict[str, str] = {}       # field name -> column (writer's, copy on write)
+        self.fields_frozen = False
+        for name, column in con.execute("SELECT name, col FROM log_fields").fetchall():
+            if name == "":
+                self.fields_frozen = True
+            else:
+                self.fields[name] = column
+        # numbering continues after every f_<n> column of the table, mapped or not (a wiped
+        # store keeps its columns, all NULL: DuckDB cannot drop a column in the transaction
+        # that deleted the rows, and they cost nothing)
+        existing = [r[0] for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'log_events'"
+            " AND schema_name = current_schema() AND database_name = current_database()"
+        ).fetchall()]
+        self._next_field = 1 + max((int(m.group(1)) for m in map(_FIELD_COL_RE.fullmatch,
+                                                               existing) if m), default=0)
+        # what queries may use: only committed columns (published by a commit hook)
+        self.committed_fields: dict[str, str] = self.fields
+        if max_fields <= 0 and not self.fields_frozen:
+            con.execute("INSERT OR IGNORE INTO log_fields VALUES ('', NULL)")
+            self.fields_frozen = True
         self._lock = threading.Lock()
         self._next_group = (con.execute("SELECT max(id) FROM log_groups").fetchone()[0] or 0) + 1
         self._next_stream = (con.execute("SELECT max(id) FROM log_streams").fetchone()[0] or 0) + 1
@@ -249,13 +318,83 @@ class LogsStore:
             else pa.array(batch.messages, type=pa.string()),
         })
         batch.arrow = _ingest_events.column("message")
-        w.con.execute("INSERT INTO log_events SELECT * FROM _ingest_events")
+        columns = self._columns_for(w, self._discover(w, _ingest_events)) \
+            if (self.fields or not self.fields_frozen) else ()
+        if not columns:
+            w.con.execute(f"INSERT INTO log_events ({', '.join(EVENT_COLUMNS)})"
+                          " SELECT * FROM _ingest_events")
+        else:
+            # The value of field k is what query.insights_compile.default_field_sql gives
+            # (`CASE WHEN json_type(doc, p) NOT IN ('OBJECT', 'ARRAY') THEN
+            # json_extract_string(doc, p) END`), here with the multi-path forms of both
+            # functions, so that each message is parsed twice, not twice per field.
+            paths = [json_pointer(name.split(".")) for name, _ in columns]
+            w.con.execute(
+                f"INSERT INTO log_events ({', '.join(EVENT_COLUMNS)}, "
+                f"{', '.join(quote_ident(c) for _, c in columns)})"
+                f" SELECT {', '.join(EVENT_COLUMNS)}, " + ", ".join(
+                    f"CASE WHEN ty[{k}] NOT IN ('OBJECT', 'ARRAY') THEN st[{k}] END"
+                    for k in range(1, len(columns) + 1)) +
+                " FROM (SELECT *, json_type(doc, $1) AS ty, json_extract_string(doc, $1) AS st"
+                " FROM (SELECT *, TRY_CAST(message AS JSON) AS doc FROM _ingest_events))",
+                [paths])
         lo, hi = int(np.min(batch.ts)), int(np.max(batch.ts))
         w.execute("UPDATE log_streams SET first_ts = least(coalesce(first_ts, ?), ?),"
                   " last_ts = greatest(coalesce(last_ts, ?), ?), last_ingest = ?,"
                   " stored_bytes = stored_bytes + ? WHERE id = ?",
                   [lo, lo, hi, hi, now_ms, batch.nbytes, sid])
         return first
+
+    # -- materialized fields ----------------------------------------------------------------
+    def _discover(self, w: WriteContext, _ingest_events) -> list[str]:
+        """The field names the batch holds a scalar for (top-level keys of JSON objects that
+        fit ``_SEGMENT_RE``), sorted.  Keys already materialized are not type-checked (their
+        column is filled with NULL where the value is an object or array)."""
+        keys = sorted(r[0] for r in w.con.execute(_KEYS).fetchall())
+        fields = self.fields
+        new = [k for k in keys if k not in fields]
+        if new and not self.fields_frozen:
+            hit = {r[0] for r in w.con.execute(
+                _SCALAR_AT, [[json_pointer([k]) for k in new]]).fetchall()}
+            new = {k for i, k in enumerate(new, 1) if i in hit}
+            keys = [k for k in keys if k in fields or k in new]
+        return keys
+
+    def _columns_for(self, w: WriteContext, names) -> list[tuple[str, str]]:
+        """(name, column) for each of ``names`` that is or becomes materialized: new names get
+        a column (ALTER TABLE) while the cap allows; the first one refused freezes the map."""
+        out = []
+        fields = self.fields
+        added = []
+        refused = False
+        for name in names:
+            c = fields.get(name)
+            if c is None:
+                if self.fields_frozen or refused or len(fields) + len(added) >= self.max_fields:
+                    refused = True
+                    continue
+                c = f"f_{self._next_field + len(added)}"
+                added.append((name, c))
+            out.append((name, c))
+        if added:
+            for name, c in added:
+                w.con.execute(f"ALTER TABLE log_events ADD COLUMN {quote_ident(c)} VARCHAR")
+            w.con.execute("INSERT INTO log_fields VALUES " + ", ".join(["(?, ?)"] * len(added)),
+                          [x for pair in added for x in pair])
+            old, old_next = self.fields, self._next_field
+            self.fields = new = {**old, **dict(added)}
+            self._next_field += len(added)
+
+            def undo():
+                self.fields, self._next_field = old, old_next
+            w.on_rollback(undo)
+            w.on_commit(lambda: setattr(self, "committed_fields", new)
+                        if len(new) > len(self.committed_fields) else None)
+        if refused and not self.fields_frozen:
+            w.con.execute("INSERT OR IGNORE INTO log_fields VALUES ('', NULL)")
+            self.fields_frozen = True
+            w.on_rollback(lambda: setattr(self, "fields_frozen", False))
+        return out
 
     def expire(self, w: WriteContext, now_ms: int) -> int:
         """Delete events older than their group's retention (the scheduled retention job)."""
