@@ -176,7 +176,7 @@ class MetricsStore:
                 moved += n
         return moved
 
-    def recluster(self, w: WriteContext, now_ms: int, max_spans: int = 4) -> int:
+    def recluster(self, w: WriteContext, now_ms: int, max_spans: int = 1) -> int:
         """Re-sort closed spans that received several compaction runs into one run each.
 
         A span is closed once it ended more than SPAN_GRACE_MS ago (late data can still
