@@ -52,7 +52,12 @@ class Server:
             from .ingest import IngestPool
             self.ingest = IngestPool(self.config.ingest_workers)
             self.ingest.warm()
-        self.store = Store(self.config.db_path)
+        c = self.config
+        self.store = Store(c.db_path, max_queued_writes=c.max_queued_writes,
+                           max_queued_write_bytes=c.max_queued_write_bytes,
+                           max_concurrent_queries=c.max_concurrent_queries,
+                           max_queued_queries=c.max_queued_queries,
+                           query_timeout=c.query_timeout)
         self.metrics = MetricsStore(self.store)
         self.logs = LogsStore(self.store, self._max_log_fields())
         from .operations.insights import QueryRunner
@@ -191,8 +196,9 @@ def make_app(config: Config, clock: Clock | None = None) -> web.Application:
     if config.keys is None and config.credentials:
         config.load_keys()
     # auto_decompress off: SigV4 signs the body as sent (compressed); dispatch decompresses
-    # it itself, bounded (codecs.decompress)
-    app = web.Application(client_max_size=64 * 1024 * 1024,
+    # it itself, bounded (codecs.decompress).  dispatch reads API bodies itself, bounded per
+    # operation; client_max_size bounds every other request.read() (admin endpoints)
+    app = web.Application(client_max_size=dispatch.MAX_WIRE_BODY,
                           handler_args={"auto_decompress": False})
     server = Server(config, clock)
     app[SERVER] = server

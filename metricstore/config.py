@@ -21,6 +21,14 @@ class Config:
     log_level: str = "INFO"
     public_url: str | None = None       # how webhooks reach us (SNS SubscribeURL, SigningCertURL)
     credentials: str | None = None      # AWS shared-credentials file: SigV4 auth on
+    webhook_allow: str = ""             # webhook destinations (alarms/webhooks.py): allowed ...
+    webhook_deny: str | None = None     # ... and refused (None: link-local, metadata, 0.0.0.0)
+    # back-pressure (README "Security, limits and promises")
+    max_queued_writes: int = 4096            # writes waiting for the writer, by count (0: no bound)
+    max_queued_write_bytes: int = 256 * 1024 * 1024   # ... and by request bytes held (0: no bound)
+    max_concurrent_queries: int = 4          # GetMetricData/GetMetricStatistics running at once
+    max_queued_queries: int = 64             # ... waiting for a slot; beyond: Throttling
+    query_timeout: float = 30.0              # seconds (wait + run) before a query is interrupted
     keys: dict | None = field(default=None, repr=False)   # loaded from ``credentials``
 
     def load_keys(self) -> None:
@@ -83,6 +91,31 @@ def parser() -> argparse.ArgumentParser:
                    help="AWS shared-credentials file ([profile] sections with aws_access_key_id,"
                         " aws_secret_access_key, aws_account_id, optional metricstore_admin = "
                         "true): verify SigV4 signatures; the account comes from the key")
+    s.add_argument("--webhook-allow", default=env("METRICSTORE_WEBHOOK_ALLOW", ""),
+                   help="SNS webhook destinations allowed (CIDRs, addresses, host names, "
+                        ".domains; comma-separated); when set, only these")
+    s.add_argument("--webhook-deny", default=env("METRICSTORE_WEBHOOK_DENY"),
+                   help="SNS webhook destinations refused (default: 169.254.0.0/16, fe80::/10, "
+                        "fd00:ec2::254, 0.0.0.0/8, ::; '' refuses nothing)")
+    s.add_argument("--max-queued-writes", type=int,
+                   default=int(env("METRICSTORE_MAX_QUEUED_WRITES", Config.max_queued_writes)),
+                   help="writes waiting for the writer before requests are throttled (0: no "
+                        "bound)")
+    s.add_argument("--max-queued-write-bytes", type=int,
+                   default=int(env("METRICSTORE_MAX_QUEUED_WRITE_BYTES",
+                                   Config.max_queued_write_bytes)),
+                   help="request bytes held by waiting writes before requests are throttled "
+                        "(0: no bound)")
+    s.add_argument("--max-concurrent-queries", type=int,
+                   default=int(env("METRICSTORE_MAX_CONCURRENT_QUERIES",
+                                   Config.max_concurrent_queries)),
+                   help="GetMetricData/GetMetricStatistics queries running at once")
+    s.add_argument("--max-queued-queries", type=int,
+                   default=int(env("METRICSTORE_MAX_QUEUED_QUERIES", Config.max_queued_queries)),
+                   help="metric queries waiting for a slot before requests are throttled")
+    s.add_argument("--query-timeout", type=float,
+                   default=float(env("METRICSTORE_QUERY_TIMEOUT", Config.query_timeout)),
+                   help="seconds a metric query may wait and run before it is interrupted")
     return p
 
 
@@ -92,5 +125,10 @@ def from_args(argv=None) -> tuple[str, Config]:
                  region=a.region, alarm_interval=a.alarm_interval, enable_reset=a.enable_reset,
                  allow_aws_namespaces=a.allow_aws_namespaces, log_level=a.log_level,
                  compact_interval=a.compact_interval, ingest_workers=a.ingest_workers,
-                 public_url=a.public_url, credentials=a.credentials)
+                 public_url=a.public_url, credentials=a.credentials,
+                 webhook_allow=a.webhook_allow, webhook_deny=a.webhook_deny,
+                 max_queued_writes=a.max_queued_writes,
+                 max_queued_write_bytes=a.max_queued_write_bytes,
+                 max_concurrent_queries=a.max_concurrent_queries,
+                 max_queued_queries=a.max_queued_queries, query_timeout=a.query_timeout)
     return a.command, cfg

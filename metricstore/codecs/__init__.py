@@ -69,8 +69,12 @@ def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
-def decompress(body: bytes, encoding: str | None, limit: int = MAX_BODY) -> bytes:
-    """Undo ``Content-Encoding: gzip`` with a bound on the output (gzip bombs)."""
+def decompress(body: bytes, encoding: str | None, limit: int = MAX_BODY, spec=None) -> bytes:
+    """Undo ``Content-Encoding: gzip`` (or ``deflate``), streaming, with a bound on the
+    output: decompression stops as soon as ``limit`` bytes are passed, so a gzip bomb costs
+    at most ``limit`` bytes of memory (413 ``RequestEntityTooLarge``).  Concatenated gzip
+    members (RFC 1952 §2.2) are decoded in turn, against the same bound.  ``spec``: the
+    service whose spelling of the 413 to use."""
     if not encoding or encoding.strip().lower() in ("identity", ""):
         return body
     enc = encoding.strip().lower()
@@ -78,19 +82,40 @@ def decompress(body: bytes, encoding: str | None, limit: int = MAX_BODY) -> byte
         raise ServiceError("UnsupportedMediaType", f"Content-Encoding {encoding} is not supported.",
                            status=415, query_code="UnsupportedMediaType")
     wbits = 16 + zlib.MAX_WBITS if enc != "deflate" else zlib.MAX_WBITS
-    d = zlib.decompressobj(wbits)
-    try:
-        out = d.decompress(body, limit + 1)
-    except zlib.error:
-        raise ServiceError("SerializationException", "The request body could not be decompressed.",
-                           status=400, query_code="MalformedInput") from None
-    if len(out) > limit:
-        raise ServiceError("RequestEntityTooLarge", "Request size exceeded the maximum allowed size.",
-                           status=413, query_code="RequestEntityTooLarge")
-    if not d.eof:
-        raise ServiceError("SerializationException", "The request body could not be decompressed.",
-                           status=400, query_code="MalformedInput")
-    return out
+    bad = ServiceError("SerializationException", "The request body could not be decompressed.",
+                       status=400, query_code="MalformedInput")
+    parts: list[bytes] = []
+    size = 0
+    data = body
+    while True:
+        d = zlib.decompressobj(wbits)
+        try:
+            out = d.decompress(data, limit + 1 - size)
+        except zlib.error:
+            raise bad from None
+        size += len(out)
+        parts.append(out)
+        if size > limit or (d.unconsumed_tail and not d.eof):
+            # output budget spent with input left: the body decompresses past the bound
+            raise request_too_large(None, limit, spec, decompressed=True)
+        if not d.eof:
+            raise bad
+        data = d.unused_data
+        if not data or enc == "deflate" or not data.strip(b"\0"):
+            return b"".join(parts)
+
+
+def request_too_large(size: int | None, limit: int, spec=None,
+                      decompressed: bool = False) -> ServiceError:
+    """AWS's answer to a body over an operation's size limit: HTTP 413
+    ``RequestEntityTooLarge`` (``Request size 47947 exceeded 40960 bytes``); CloudWatch Logs
+    spells it ``RequestEntityTooLargeException`` (AWS's common errors for JSON services)."""
+    what = "Decompressed request size" if decompressed else "Request size"
+    msg = f"{what} {size} exceeded {limit} bytes" if size is not None \
+        else f"{what} exceeded {limit} bytes"
+    code = "RequestEntityTooLargeException" if spec is not None and spec.name == "logs" \
+        else "RequestEntityTooLarge"
+    return ServiceError(code, msg, status=413, query_code="RequestEntityTooLarge")
 
 
 _CBOR_PATH = re.compile(r"/service/([^/]+)/operation/([^/]+)/?$")

@@ -88,7 +88,9 @@ class CborCodec:
         ns = err.namespace or (spec.service_namespace if spec else "com.amazonaws")
         if spec is not None and spec.query_compatible:
             headers["x-amzn-query-error"] = f"{qcode};{'Sender' if sender else 'Receiver'}"
-            if 400 <= status < 500 and not (call and call.query_mode):
+            # 413 comes from AWS's HTTP front end (size limits), before any query-mode
+            # mapping: it stays 413 in every protocol
+            if 400 <= status < 500 and status != 413 and not (call and call.query_mode):
                 status = 400
         body = {"__type": f"{ns}#{shape}"}
         if err.message:

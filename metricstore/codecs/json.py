@@ -97,7 +97,9 @@ class JsonCodec:
             headers["x-amzn-query-error"] = f"{qcode};{'Sender' if sender else 'Receiver'}"
             ns = err.namespace or spec.service_namespace
             type_name = f"{ns}#{shape}"
-            if 400 <= status < 500 and not (call and call.query_mode):
+            # 413 comes from AWS's HTTP front end (size limits), before any query-mode
+            # mapping: it stays 413 in every protocol
+            if 400 <= status < 500 and status != 413 and not (call and call.query_mode):
                 status = 400
         else:
             type_name = shape if not err.namespace else f"{err.namespace}#{shape}"

@@ -353,7 +353,7 @@ async def get_metric_data(ctx: Context, MetricDataQueries, StartTime, EndTime, N
             raise err
         offset = tok["o"]
     now = ctx.now()
-    evaluated = await ctx.store.read(
+    evaluated = await ctx.store.query(
         lambda cur: _run(cur, ctx, MetricDataQueries, StartTime, EndTime, now))
     ascending = ScanBy == "TimestampAscending"
     results = []

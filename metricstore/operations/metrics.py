@@ -395,7 +395,7 @@ async def get_metric_statistics(ctx: Context, Namespace, MetricName, StartTime, 
         return out
     unit = UNIT_CODE[Unit] if Unit else None
     start_ms, end_ms = start * 1000, int(EndTime * 1000)
-    result = await ctx.store.read(
+    result = await ctx.store.query(
         lambda cur: compute_series(cur, ctx.metrics, [sid], start_ms, end_ms, Period, specs, unit))
     points = []
     ext_names = [sp.name for sp in specs if sp.ext is not None]

@@ -7,11 +7,19 @@ its WAL on commit).  If one function of a batch fails, the batch is rolled back 
 function is re-run in a transaction of its own, so one bad request never loses another's
 data.  Reads run in a small thread pool, each thread on its own cursor.
 
+Back-pressure: the writes waiting for the writer (queued or in the running batch) are
+bounded by count and by the request bytes they hold.  A write made while an API request is
+being handled (dispatch sets :data:`ADMISSION`) is refused with :class:`WriteQueueFull` when
+the bound is reached; background writes (maintenance, alarm ticks, deliveries) always queue.
+Metric queries (:meth:`Store.query`) run on their own threads, at most N at once with a
+bounded wait, and are interrupted (``interrupt()`` on their cursor) at their deadline.
+
 This module is the only one (with the SQL builders beside it) that imports duckdb.
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib.util
 import logging
 import os
@@ -35,6 +43,38 @@ if importlib.util.find_spec("pandas") is None and "pandas" not in sys.modules:
     sys.modules["pandas"] = None
 
 _STOP = object()
+
+
+class WriteQueueFull(Exception):
+    """The write queue is at its bound: the request is refused (AWS: throttled)."""
+
+
+class QueryBusy(Exception):
+    """Every query slot is taken and the wait line is full (AWS: throttled)."""
+
+
+class QueryTimeout(Exception):
+    """A query ran (or waited) past its deadline and was interrupted."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"query exceeded {seconds:g} s")
+        self.seconds = seconds
+
+
+class Admission:
+    """Marks writes as made on behalf of an API request (so they may be refused) and says
+    how many bytes that request holds in memory while its write waits.  ``active`` is
+    cleared when the request ends, so background work it spawned is never refused."""
+
+    __slots__ = ("weight", "active")
+
+    def __init__(self, weight: int = 0):
+        self.weight = weight
+        self.active = True
+
+
+ADMISSION: contextvars.ContextVar[Admission | None] = contextvars.ContextVar(
+    "metricstore_admission", default=None)
 
 
 def quote_ident(name: str) -> str:
@@ -79,8 +119,58 @@ class WriteContext:
         return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
 
 
+class _QueryJob:
+    """One running metric query: its cursor while it runs, so that a deadline can interrupt
+    it (and only it: the thread's cursor serves the next query as soon as this one ends)."""
+
+    __slots__ = ("cursor", "cancelled", "lock")
+
+    def __init__(self):
+        self.cursor = None
+        self.cancelled = False
+        self.lock = threading.Lock()
+
+    def attach(self, cur) -> None:
+        with self.lock:
+            self.cursor = cur
+
+    def detach(self) -> None:
+        with self.lock:
+            self.cursor = None
+
+    def cancel(self) -> None:
+        with self.lock:
+            self.cancelled = True
+            if self.cursor is not None:
+                try:
+                    self.cursor.interrupt()
+                except duckdb.Error:  # pragma: no cover - connection already closed
+                    pass
+
+
+class _GuardedCursor:
+    """A cursor whose ``execute`` refuses to start once its query was cancelled: an
+    ``interrupt()`` that lands between two statements would otherwise be lost."""
+
+    __slots__ = ("_cur", "_job")
+
+    def __init__(self, cur, job: _QueryJob):
+        self._cur = cur
+        self._job = job
+
+    def execute(self, *args, **kw):
+        if self._job.cancelled:
+            raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+        return self._cur.execute(*args, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self._cur, name)
+
+
 class Store:
-    def __init__(self, path: str, read_threads: int = 2):
+    def __init__(self, path: str, read_threads: int = 2, *, max_queued_writes: int = 0,
+                 max_queued_write_bytes: int = 0, max_concurrent_queries: int = 4,
+                 max_queued_queries: int = 64, query_timeout: float = 30.0):
         self.path = path
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -88,6 +178,20 @@ class Store:
         self.con.execute("SET enable_progress_bar = false")
         self._apply_schema()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # write back-pressure (0 = unbounded): writes queued or in the running batch
+        self.max_queued_writes = max_queued_writes
+        self.max_queued_write_bytes = max_queued_write_bytes
+        self._pending_lock = threading.Lock()
+        self.pending_writes = 0
+        self.pending_write_bytes = 0
+        # metric queries: their own threads, a slot count, a bounded wait line, a deadline
+        self.max_concurrent_queries = max(1, max_concurrent_queries)
+        self.max_queued_queries = max(0, max_queued_queries)
+        self.query_timeout = query_timeout
+        self._query_slots: asyncio.Semaphore | None = None   # made on the serving loop
+        self.queries_waiting = 0
+        self._queries = ThreadPoolExecutor(max_workers=self.max_concurrent_queries,
+                                           thread_name_prefix="ms-query")
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(max_workers=read_threads, thread_name_prefix="ms-read")
         self._writer = threading.Thread(target=self._write_loop, name="ms-writer", daemon=True)
@@ -107,10 +211,34 @@ class Store:
                 self.con.execute(stmt)
 
     # -- writes -----------------------------------------------------------------------
+    def admit(self, weight: int = 0) -> None:
+        """Raise :class:`WriteQueueFull` if a request's write of ``weight`` bytes would pass
+        the bound (an empty queue always admits, however big the write)."""
+        n, b = self.pending_writes, self.pending_write_bytes
+        if n and ((self.max_queued_writes and n >= self.max_queued_writes)
+                  or (self.max_queued_write_bytes and b + weight > self.max_queued_write_bytes)):
+            raise WriteQueueFull(f"{n} writes ({b} bytes) are waiting")
+
+    def _enqueue(self, item, weight: int) -> None:
+        with self._pending_lock:
+            self.pending_writes += 1
+            self.pending_write_bytes += weight
+        self._queue.put(item)
+
+    def _done(self, weight: int) -> None:
+        with self._pending_lock:
+            self.pending_writes -= 1
+            self.pending_write_bytes -= weight
+
     async def write(self, fn: Callable[[WriteContext], Any]) -> Any:
+        ticket = ADMISSION.get()
+        weight = 0
+        if ticket is not None and ticket.active:
+            weight = ticket.weight
+            self.admit(weight)
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self._queue.put((fn, fut, loop))
+        self._enqueue((fn, fut, loop, weight), weight)
         return await fut
 
     def write_sync(self, fn: Callable[[WriteContext], Any]) -> Any:
@@ -130,7 +258,7 @@ class Store:
                 box["e"] = e
                 done.set()
 
-        self._queue.put((fn, _Fut(), None))
+        self._enqueue((fn, _Fut(), None, 0), 0)
         done.wait()
         if "e" in box:
             raise box["e"]
@@ -152,7 +280,11 @@ class Store:
                     stop = True
                     break
                 batch.append(nxt)
-            self._run_batch(batch)
+            try:
+                self._run_batch(batch)
+            finally:
+                for item in batch:
+                    self._done(item[3])
             if stop:
                 return
 
@@ -161,20 +293,16 @@ class Store:
         results = []
         try:
             self.con.execute("BEGIN TRANSACTION")
-            for fn, _, _ in batch:
+            for fn, _, _, _ in batch:
                 results.append(fn(ctx))
             self.con.execute("COMMIT")
         except Exception:
             self._rollback(ctx)
-            if len(batch) == 1:
-                fn, fut, loop = batch[0]
-                self._run_single(fn, fut, loop)
-                return
-            for fn, fut, loop in batch:
+            for fn, fut, loop, _ in batch:
                 self._run_single(fn, fut, loop)
             return
         _committed(ctx)
-        for (fn, fut, loop), r in zip(batch, results):
+        for (fn, fut, loop, _), r in zip(batch, results):
             _resolve(fut, loop, r, None)
 
     def _run_single(self, fn, fut, loop) -> None:
@@ -217,6 +345,74 @@ class Store:
     def read_sync(self, fn: Callable[[Any], Any]) -> Any:
         return fn(self.cursor())
 
+    async def query(self, fn: Callable[[Any], Any]) -> Any:
+        """Run a metric query ``fn(cursor)`` under the query limits: at most
+        ``max_concurrent_queries`` at once, at most ``max_queued_queries`` waiting for a slot
+        (else :class:`QueryBusy`), and one deadline of ``query_timeout`` seconds for the wait
+        and the run together, after which the query's DuckDB statement is interrupted and
+        :class:`QueryTimeout` raised."""
+        loop = asyncio.get_running_loop()
+        if self._query_slots is None:
+            self._query_slots = asyncio.Semaphore(self.max_concurrent_queries)
+        slots = self._query_slots
+        deadline = loop.time() + self.query_timeout
+        if slots.locked():
+            if self.queries_waiting >= self.max_queued_queries:
+                raise QueryBusy(f"{self.max_concurrent_queries} queries running, "
+                                f"{self.queries_waiting} waiting")
+            self.queries_waiting += 1
+            try:
+                await asyncio.wait_for(slots.acquire(), deadline - loop.time())
+            except asyncio.TimeoutError:
+                raise QueryTimeout(self.query_timeout) from None
+            finally:
+                self.queries_waiting -= 1
+        else:
+            await slots.acquire()
+        job = _QueryJob()
+        try:
+            fut = loop.run_in_executor(self._queries, self._run_query, fn, job)
+        except BaseException:
+            slots.release()
+            raise
+        # the slot frees when the thread does (not when we stop waiting): never more than N
+        # DuckDB queries at once, even while an interrupted one unwinds
+        fut.add_done_callback(lambda _f: slots.release())
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            self._interrupt_until_done(job, fut, loop)
+            raise QueryTimeout(self.query_timeout) from None
+        except asyncio.CancelledError:
+            self._interrupt_until_done(job, fut, loop)
+            raise
+
+    def _run_query(self, fn, job: _QueryJob):
+        cur = self.cursor()
+        job.attach(cur)
+        try:
+            if job.cancelled:
+                raise QueryTimeout(self.query_timeout)
+            return fn(_GuardedCursor(cur, job))
+        except duckdb.InterruptException:
+            if job.cancelled:
+                raise QueryTimeout(self.query_timeout) from None
+            raise
+        finally:
+            job.detach()
+
+    @staticmethod
+    def _interrupt_until_done(job: _QueryJob, fut, loop) -> None:
+        """Interrupt now, and again every 50 ms while the thread still runs (Python work
+        between two statements cannot be interrupted; the next statement is refused)."""
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())   # no "never retrieved"
+
+        def again():
+            if not fut.done():
+                job.cancel()
+                loop.call_later(0.05, again)
+        again()
+
     # -- life cycle -------------------------------------------------------------------
     def close(self) -> None:
         if self._closed:
@@ -225,6 +421,7 @@ class Store:
         self._queue.put(_STOP)
         self._writer.join()
         self._readers.shutdown(wait=True)
+        self._queries.shutdown(wait=True)
         try:
             self.con.execute("CHECKPOINT")
         except duckdb.Error:  # pragma: no cover
