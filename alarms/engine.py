@@ -20,8 +20,10 @@ import numpy as np
 
 from alarms.evaluate import (decide, evaluate_metric_alarm, minimum_samples, period_starts,
                              range_length)
-from alarms.model import Datapoint, Evaluation, MetricAlarm, utc
+from alarms.model import ALARM, INSUFFICIENT_DATA, OK, Datapoint, Evaluation, MetricAlarm, utc
 
+_KEEP = -1
+_STATE_CODES = {None: _KEEP, OK: 0, ALARM: 1, INSUFFICIENT_DATA: 2}
 _OPERATORS = {"GreaterThanThreshold": 0, "GreaterThanOrEqualToThreshold": 1,
               "LessThanThreshold": 2, "LessThanOrEqualToThreshold": 3}
 
@@ -66,6 +68,12 @@ class Plan:
                        a.evaluate_low_sample_count_percentile == "ignore"
                        and minimum_samples(a.extended_statistic) is not None)
                       for a in self.alarms]
+        # distinct (n, m, treat) rules, numbered: a row's pattern is decided once per rule
+        numbers: dict[tuple, int] = {}
+        self.rule_ids = np.fromiter((numbers.setdefault(r[:3], len(numbers)) for r in self.rules),
+                                    dtype=np.int64, count=count)
+        self.distinct_rules = list(numbers)
+        self.full = np.fromiter((r[3] for r in self.rules), dtype=bool, count=count)
 
 
 def evaluate_bulk(alarms: Sequence[MetricAlarm] | Plan, previous: Sequence[str],
@@ -91,16 +99,24 @@ def evaluate_bulk(alarms: Sequence[MetricAlarm] | Plan, previous: Sequence[str],
                       np.where(ops == 1, v >= thresholds,
                                np.where(ops == 2, v < thresholds, v <= thresholds)))
     codes = np.where(present, np.where(breach, 2, 1), 0).astype(np.uint8)
-    buffer = codes.tobytes()
+    codes[np.arange(cols)[None, :] < (cols - plan.lengths)[:, None]] = 0   # outside the range
+    # One decide() per distinct (rule, pattern), not per alarm: rows keyed by their bytes.
+    keyed = np.concatenate([plan.rule_ids.astype(">u4").view(np.uint8).reshape(-1, 4), codes],
+                           axis=1)
+    keys = np.ascontiguousarray(keyed).view(np.dtype((np.void, keyed.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    lengths = plan.lengths
+    decided = np.empty(len(first), dtype=np.int8)
+    for u, i in enumerate(first.tolist()):
+        n, m, treat = plan.distinct_rules[plan.rule_ids[i]]
+        state = decide(codes[i, cols - lengths[i]:].tobytes(), n, m, treat)[0]
+        decided[u] = _STATE_CODES[state]
+    states = decided[inverse.ravel()]
+    before = np.fromiter((_STATE_CODES[p] for p in previous), dtype=np.int8, count=len(previous))
+    candidates = np.flatnonzero(plan.full | ((states != _KEEP) & (states != before)))
     changed = []
-    lengths = plan.lengths.tolist()
-    for i, (n, m, treat, full) in enumerate(plan.rules):
+    for i in candidates.tolist():
         before = previous[i]
-        if not full:
-            end = (i + 1) * cols
-            state = decide(buffer[end - lengths[i]:end], n, m, treat)[0]
-            if state is None or state == before:
-                continue
         alarm = plan.alarms[i]
         result = evaluate_metric_alarm(alarm, row_datapoints(alarm, values[i], counts[i], now),
                                        before, now)

@@ -19,8 +19,12 @@ due rows from the outbox and POSTs them as SNS does (reference alarms.md §10):
   holds back neither evaluation nor other receivers.
 
 Retries reuse the stored document (same MessageId and signature).  Rows leave the outbox only
-after the outcome is committed, so deliveries interrupted by a shutdown resume after a
-restart (at least once, as SNS).
+after the outcome is committed, so deliveries interrupted by a shutdown or a ``kill -9``
+resume after a restart (at least once, as SNS).  The deliveries of an alarm action carry the
+alarm: the commit that removes such a row also writes the alarm's Action history item, so
+each delivery has exactly one.  Destinations go through :mod:`alarms.webhooks` (the
+resolver of the HTTP session refuses addresses the policy denies); a refused destination is
+dead-lettered at once.
 """
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from alarms import messages, webhooks
+from alarms.webhooks import WebhookPolicy
 from metricstore.store import alarms as sql
 
 log = logging.getLogger("metricstore.notify")
@@ -273,10 +279,13 @@ class Publisher:
 
     def publish(self, w, topic: Mapping[str, Any], message: str | Mapping[str, str],
                 subject: str | None, now_ms: int,
-                message_attributes: Mapping[str, Any] | None = None) -> tuple[str, int]:
+                message_attributes: Mapping[str, Any] | None = None,
+                alarm_action: Mapping[str, Any] | None = None) -> tuple[str, int]:
         """Publish to every confirmed subscription of ``topic`` (a sns_topics row).
         ``message`` is the text, or a per-protocol dict with a ``default`` entry
-        (MessageStructure=json).  Returns (MessageId, deliveries enqueued)."""
+        (MessageStructure=json).  ``alarm_action`` (see :func:`alarm_action`) marks the
+        deliveries of an alarm action: each one's outcome becomes an Action history item.
+        Returns (MessageId, deliveries enqueued)."""
         attributes = json.loads(topic["attributes"])
         version = attributes.get("SignatureVersion") or "1"
         message_id = str(uuid.uuid4())
@@ -310,8 +319,11 @@ class Publisher:
                                else base64.b64encode(a.get("BinaryValue") or b"").decode()}
                         for name, a in message_attributes.items()}
                 body = render(doc)
-            rows.append(self._row(sub, topic, attributes, sub_attributes, "Notification",
-                                  message_id, body, raw, now_ms))
+            row = self._row(sub, topic, attributes, sub_attributes, "Notification",
+                            message_id, body, raw, now_ms)
+            if alarm_action is not None:
+                row["alarm_action"] = json.dumps(alarm_action)
+            rows.append(row)
         sql.enqueue(w, rows)
         return message_id, len(rows)
 
@@ -352,14 +364,50 @@ def new_token() -> str:
     return secrets.token_hex(64)
 
 
+# ---- Action history of alarm deliveries ------------------------------------------------------------
+
+def alarm_action(account: str, region: str, alarm_name: str, alarm_type: str, at_ms: int,
+                 action_arn: str, published: str) -> dict:
+    """What an alarm's outbox row remembers to write its Action history item later:
+    the alarm, the transition time (the item's timestamp, next to its StateUpdate: R8.4),
+    the topic and the published message structure."""
+    return {"account": account, "region": region, "alarm": alarm_name, "type": alarm_type,
+            "ts": at_ms, "action": action_arn, "published": published}
+
+
+def action_item(row: Mapping[str, Any], error: str | None) -> tuple | None:
+    """The Action history item (alarm_history tuple) for the final outcome of an outbox
+    row: ``Successfully executed action <topic>`` once delivered, ``Failed to execute action
+    <topic>. Received error: "…"`` once given up; None for deliveries of no alarm."""
+    if not row.get("alarm_action"):
+        return None
+    a = json.loads(row["alarm_action"])
+    summary, data = messages.action(a["action"], a["ts"], None if error else a["published"],
+                                    error)
+    return (a["account"], a["region"], a["alarm"], a["type"], a["ts"], "Action", summary, data)
+
+
+def abandoned_items(rows, reason: str) -> list[tuple]:
+    """Failed Action items for alarm deliveries dropped before their outcome was known
+    (the subscription or its topic was deleted)."""
+    items = []
+    for row in rows:
+        item = action_item(row, f"Delivery to {row['endpoint']} abandoned: {reason}")
+        if item is not None:
+            items.append(item)
+    return items
+
+
 # ---- delivering --------------------------------------------------------------------------------
 
 class Deliverer:
     """The outbox worker: one asyncio task, started and stopped with the server."""
 
     def __init__(self, store, clock, *, per_endpoint: int = 4, max_in_flight: int = 64,
-                 timeout: float = REQUEST_TIMEOUT, poll: float = 1.0):
+                 timeout: float = REQUEST_TIMEOUT, poll: float = 1.0,
+                 policy: WebhookPolicy | None = None):
         self.store, self.clock = store, clock
+        self.policy = policy if policy is not None else WebhookPolicy()
         self.per_endpoint, self.max_in_flight = per_endpoint, max_in_flight
         self.timeout, self.poll = timeout, poll
         self._in_flight: set[int] = set()
@@ -376,7 +424,8 @@ class Deliverer:
         import aiohttp
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout),
-            connector=aiohttp.TCPConnector(limit=self.max_in_flight))
+            connector=aiohttp.TCPConnector(limit=self.max_in_flight,
+                                           resolver=webhooks.resolver(self.policy)))
         self._runner = asyncio.create_task(self._run(), name="sns-deliverer")
 
     async def stop(self) -> None:
@@ -434,8 +483,8 @@ class Deliverer:
             host = urlsplit(row["endpoint"]).netloc
             limit = self._limits.setdefault(host, asyncio.Semaphore(self.per_endpoint))
             async with limit:
-                error = await self._post(row)
-            await self._record(row, error)
+                error, final = await self._post(row)
+            await self._record(row, error, final)
         except asyncio.CancelledError:
             raise
         except Exception:  # pragma: no cover - the row stays due and is retried
@@ -444,9 +493,13 @@ class Deliverer:
             self._in_flight.discard(row["id"])
             self._wake.set()
 
-    async def _post(self, row: dict) -> str | None:
-        """POST one delivery; None when delivered, else the error."""
+    async def _post(self, row: dict) -> tuple[str | None, bool]:
+        """POST one delivery: (None when delivered, else the error; whether the error is
+        final).  A destination the webhook policy refuses is final: retrying cannot help."""
         import aiohttp
+        refused = self.policy.check_url(row["endpoint"])
+        if refused is not None:
+            return f"endpoint refused: {refused}", True
         policy = json.loads(row["policy"])
         headers = {"x-amz-sns-message-type": row["message_type"],
                    "x-amz-sns-message-id": row["message_id"],
@@ -462,28 +515,46 @@ class Deliverer:
                                           headers=headers, allow_redirects=False) as resp:
                 await resp.read()
                 if 200 <= resp.status < 500:
-                    return None
-                return f"HTTP status {resp.status}"
+                    return None, False
+                return f"HTTP status {resp.status}", False
+        except webhooks.EndpointRefused as exc:
+            return f"endpoint refused: {exc}", True
         except asyncio.TimeoutError:
-            return f"no response within {self.timeout:g} seconds"
+            return f"no response within {self.timeout:g} seconds", False
         except aiohttp.ClientError as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return f"{type(exc).__name__}: {exc}", False
         except ValueError as exc:   # malformed endpoint URL
-            return f"invalid endpoint: {exc}"
+            return f"invalid endpoint: {exc}", False
 
-    async def _record(self, row: dict, error: str | None) -> None:
+    async def _record(self, row: dict, error: str | None, final: bool = False) -> None:
         now_ms = self.clock.now_ms()
         if error is None:
             log.debug("delivered %s %s to %s", row["message_type"], row["message_id"],
                       row["endpoint"])
-            await self.store.write(lambda w: sql.delivered(w, row["id"]))
+            item = action_item(row, None)
+
+            def done(w):
+                sql.delivered(w, row["id"])
+                if item is not None:
+                    sql.add_history(w, [item])
+
+            await self.store.write(done)
             return
         failures = row["attempts"] + 1
-        delay = retry_delay(json.loads(row["policy"])["healthyRetryPolicy"], failures)
+        delay = None if final else retry_delay(json.loads(row["policy"])["healthyRetryPolicy"],
+                                               failures)
         if delay is None:
             log.warning("giving up on %s %s to %s after %d attempts: %s", row["message_type"],
                         row["message_id"], row["endpoint"], failures, error)
-            await self.store.write(lambda w: sql.dead_letter(w, row, failures, now_ms, error))
+            item = action_item(row, f"Delivery to {row['endpoint']} failed after {failures} "
+                                    f"attempt{'s' if failures != 1 else ''}: {error}")
+
+            def give_up(w):
+                sql.dead_letter(w, row, failures, now_ms, error)
+                if item is not None:
+                    sql.add_history(w, [item])
+
+            await self.store.write(give_up)
         else:
             log.info("delivery of %s to %s failed (%s); retry in %gs", row["message_id"],
                      row["endpoint"], error, delay)
@@ -494,4 +565,5 @@ class Deliverer:
 
 __all__ = ["Signer", "Publisher", "Deliverer", "string_to_sign", "render", "sns_timestamp",
            "parse_delivery_policy", "check_retry_policy", "effective_policy", "retry_delay",
-           "new_token", "DEFAULT_RETRY_POLICY", "USER_AGENT"]
+           "new_token", "alarm_action", "action_item", "abandoned_items", "DEFAULT_RETRY_POLICY",
+           "USER_AGENT"]

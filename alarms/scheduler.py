@@ -5,8 +5,8 @@ seconds (every 10 s at most, for high-resolution alarms).  A tick
 
 1. picks the due metric alarms (every minute, every 10 s for Period < 60, hourly when
    Period × EvaluationPeriods exceeds a day: reference R1.4, scaled by --alarm-interval);
-2. on a read thread, fetches the datapoints of all of them with one SQL statement (plus one
-   for percentile statistics, and one GetMetricData-style evaluation per metric-math alarm)
+2. on a read thread, fetches the datapoints of all of them with one SQL statement (percentile
+   statistics included; one GetMetricData-style evaluation per metric-math alarm)
    and evaluates them in bulk (:mod:`alarms.engine`, the rules of :mod:`alarms.evaluate`);
 3. back on the event loop, re-evaluates the composites whose children changed (and those
    just created or updated), ends elapsed ActionsSuppressor periods, and commits in one
@@ -20,6 +20,7 @@ DescribeAlarms and the tick never parse configuration again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -33,8 +34,9 @@ from alarms import engine, messages
 from alarms.evaluate import evaluate_metric_alarm
 from alarms.model import (ALARM, INITIAL_REASON, INSUFFICIENT_DATA, OK, ChildState,
                           CompositeAlarm, Datapoint, Evaluation, MetricAlarm, to_json)
-from alarms.notify import Deliverer, Publisher, Signer
+from alarms.notify import Deliverer, Publisher, Signer, alarm_action
 from alarms.rule import alarm_name, evaluate_composite, parse_rule, referenced_in_order
+from alarms.webhooks import WebhookPolicy
 from metricstore.store import alarms as sql
 
 log = logging.getLogger("metricstore.alarms")
@@ -85,6 +87,8 @@ class Entry:
     series_id: int | None = None
     unit_code: int = -1
     interval: float = 60.0                  # seconds between evaluations
+    math_queries: Any = None                # math alarms: Metrics with batch-unique Ids, or
+                                            # False when the alarm cannot share a batch
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -184,8 +188,9 @@ class _Plan:
     One SQL statement aggregates every series the alarms read into buckets of the largest
     period that divides all alarm periods (:func:`~metricstore.store.alarms.alarm_buckets`);
     numpy rolls those up into each alarm's periods (count, sum, min and max combine exactly)
-    and lays them out right-aligned, as :mod:`alarms.engine` wants them.  Percentile
-    statistics take one more statement for the raw values.
+    and lays them out right-aligned, as :mod:`alarms.engine` wants them.  The series read by
+    percentile statistics are also grouped by value in that statement, which yields the
+    (value, weight) pairs the percentiles need without a second scan.
     """
 
     def __init__(self, entries: list[Entry], series_count: int):
@@ -242,21 +247,25 @@ class _Plan:
         known = self.order
         lo, hi = int(start[known].min()) * 1000, int(end[known].max()) * 1000
         grain_ms = self.grain * 1000
+        percentile_sids = None
+        if self.percentile_names:
+            rows = np.concatenate(list(self.percentile_names.values()))
+            percentile_sids = np.unique(self.sid[rows]).astype(np.int32)
         buckets = sql.alarm_buckets(cur, self.sids.astype(np.int32), grain_ms, lo, hi,
-                                    self.every_series)
+                                    self.every_series, percentile_sids)
         if len(buckets["sid"]) == 0:
             return values, counts
         row, alarm, flat = self._spread(buckets["sid"].astype(np.int64),
                                         buckets["unit"].astype(np.int64),
                                         buckets["fb"].astype(np.int64), start)
         order = np.argsort(flat, kind="stable")
-        row, flat = row[order], flat[order]
-        cells, first = np.unique(flat, return_index=True)
-        n = np.add.reduceat(buckets["n"][row], first)
-        total = np.add.reduceat(buckets["s"][row], first)
-        low = np.minimum.reduceat(buckets["lo"][row], first)
-        high = np.maximum.reduceat(buckets["hi"][row], first)
-        sets = np.add.reduceat(buckets["sets"][row], first)
+        srow, sflat = row[order], flat[order]
+        cells, first = np.unique(sflat, return_index=True)
+        n = np.add.reduceat(buckets["n"][srow], first)
+        total = np.add.reduceat(buckets["s"][srow], first)
+        low = np.minimum.reduceat(buckets["lo"][srow], first)
+        high = np.maximum.reduceat(buckets["hi"][srow], first)
+        sets = np.add.reduceat(buckets["sets"][srow], first)
         kind = self.stat[cells // self.width]
         with np.errstate(invalid="ignore", divide="ignore"):
             v = np.select([kind == 0, kind == 1, kind == 2, kind == 3, kind == 4],
@@ -264,32 +273,85 @@ class _Plan:
         values.flat[cells] = v
         counts.flat[cells] = n
         if self.percentile_names:
-            blocked = cells[sets > 0]
-            self._percentiles(cur, start, grain_ms, lo, hi, values, blocked)
+            self._percentiles(buckets, row, alarm, flat, values, cells[sets > 0])
         return values, counts
 
-    def _percentiles(self, cur, start, grain_ms, lo, hi, values, blocked) -> None:
+    def _percentiles(self, buckets, row, alarm, flat, values, blocked) -> None:
+        """Percentile-type statistics from the (value, weight) rows of the bucket scan."""
         from metricstore import stats
 
-        rows = np.unique(np.concatenate(list(self.percentile_names.values())))
-        raw = sql.alarm_samples(cur, np.unique(self.sid[rows]).astype(np.int32), grain_ms, lo, hi)
-        if len(raw["sid"]) == 0:
-            return
-        row, alarm, flat = self._spread(raw["sid"].astype(np.int64), raw["unit"].astype(np.int64),
-                                        raw["fb"].astype(np.int64), start)
-        for name, members in self.percentile_names.items():
-            mine = np.isin(alarm, members)
-            if not mine.any():
-                continue
-            got = stats.compute_grouped(stats.parse_extended_statistic(name), flat[mine],
-                                        raw["value"][row[mine]], raw["weight"][row[mine]])
-            if got:
-                cells = np.fromiter(got.keys(), dtype=np.int64, count=len(got))
-                result = np.fromiter(got.values(), dtype=np.float64, count=len(got))
-                values.flat[cells] = result
+        pv = buckets["pv"]
+        has = ~np.ma.getmaskarray(pv)[row]
+        if has.any():
+            sample_values = np.asarray(np.ma.getdata(pv), dtype=np.float64)
+            weights = np.asarray(buckets["n"], dtype=np.float64)
+            row, alarm, flat = row[has], alarm[has], flat[has]
+            for name, members in self.percentile_names.items():
+                mine = np.isin(alarm, members)
+                if not mine.any():
+                    continue
+                got = stats.compute_grouped(stats.parse_extended_statistic(name), flat[mine],
+                                            sample_values[row[mine]], weights[row[mine]])
+                if got:
+                    cells = np.fromiter(got.keys(), dtype=np.int64, count=len(got))
+                    result = np.fromiter(got.values(), dtype=np.float64, count=len(got))
+                    values.flat[cells] = result
         if len(blocked):
+            # a period with statistic sets has no percentile (as GetMetricStatistics)
             values.flat[blocked[self.stat[blocked // self.width] == _PERCENTILE]] = np.nan
         # percentile cells without a defined value keep NaN from the aggregate pass
+
+
+def _points(series_list) -> list[Datapoint]:
+    """The datapoints of a metric-math alarm: its returned query's first series."""
+    points = []
+    for series in series_list[:1]:
+        for t, v in zip(series.timestamps, series.values):
+            if math.isfinite(float(v)):
+                points.append(Datapoint(_utc(float(t)), float(v)))
+    return points
+
+
+def _batch_queries(metrics: list[dict], prefix: str) -> list[dict] | bool:
+    """A math alarm's ``Metrics`` with every Id (and every reference to one) prefixed, so
+    that several alarms fit in one GetMetricData-style run; False when the alarm must run
+    alone.  Only expressions of numbers, Ids and operators are batched: functions such as
+    ``METRICS()`` or ``SEARCH()`` see every query of the request, and a scalar result is
+    laid on the timestamps of every series of the request, so sharing a run could change
+    those results."""
+    from query import metric_math as mm
+
+    def rename(node):
+        if isinstance(node, mm.IdRef):
+            return dataclasses.replace(node, name=prefix + node.name)
+        if isinstance(node, mm.Number):
+            return node
+        if isinstance(node, mm.UnaryOp):
+            operand = rename(node.operand)
+            return None if operand is None else dataclasses.replace(node, operand=operand)
+        if isinstance(node, mm.BinaryOp):
+            left, right = rename(node.left), rename(node.right)
+            if left is None or right is None:
+                return None
+            return dataclasses.replace(node, left=left, right=right)
+        return None     # functions, arrays, strings, keywords
+
+    out = []
+    for q in metrics:
+        q = dict(q, Id=prefix + q["Id"])
+        if "Expression" in q:
+            try:
+                tree = mm.parse(q["Expression"])
+            except Exception:
+                return False
+            if not mm.referenced_ids(tree):
+                return False    # a constant: a scalar result
+            renamed = rename(tree)
+            if renamed is None:
+                return False
+            q["Expression"] = mm.render(renamed)
+        out.append(q)
+    return out
 
 
 @dataclass
@@ -331,9 +393,12 @@ class AlarmService:
         sql.apply_schema(self.store)
         self.signer = Signer(None if self.config.data_dir == ":memory:" else self.config.data_dir)
         self.publisher = Publisher(self.signer, self.config.public_base_url)
+        self.webhook_policy = WebhookPolicy.from_config(self.config)
         self.deliverer: Deliverer | None = None
         self._generation = 0            # bumped by every configuration change
         self._plan_cache: tuple | None = None
+        self._kind_cache: tuple | None = None
+        self._math_serial = 0           # makes metric-math query Ids unique within a batch
         self.reload()
 
     # ---- life cycle ----------------------------------------------------------------------------
@@ -354,7 +419,7 @@ class AlarmService:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         logging.getLogger("apscheduler").setLevel(logging.WARNING)   # one line per tick otherwise
-        self.deliverer = Deliverer(self.store, self.clock)
+        self.deliverer = Deliverer(self.store, self.clock, policy=self.webhook_policy)
         await self.deliverer.start()
         self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self._scheduler.add_job(self.tick, "interval", seconds=self.tick_seconds,
@@ -443,6 +508,23 @@ class AlarmService:
                 return None
         return self.entries.get((account, region, alarm_name(reference)))
 
+    def _by_kind(self) -> dict[str, list[Entry]]:
+        cached = self._kind_cache
+        if cached is None or cached[0] != self._generation:
+            kinds: dict[str, list[Entry]] = {METRIC: [], COMPOSITE: []}
+            for e in self.entries.values():
+                kinds[e.kind].append(e)
+            cached = self._kind_cache = (self._generation, kinds)
+        return cached[1]
+
+    def composites(self) -> list[Entry]:
+        """Every composite alarm (cached until the next configuration change)."""
+        return self._by_kind()[COMPOSITE]
+
+    def metric_alarms(self) -> list[Entry]:
+        """Every metric alarm (cached until the next configuration change)."""
+        return self._by_kind()[METRIC]
+
     def in_scope(self, account: str, region: str) -> Iterable[Entry]:
         return (e for e in self.entries.values() if e.account == account and e.region == region)
 
@@ -469,8 +551,7 @@ class AlarmService:
         """Evaluate what is due; returns the number of state changes committed."""
         try:
             now = self.clock.now()
-            due = [e for e in self.entries.values()
-                   if e.kind == METRIC and e.due_at <= now]
+            due = [e for e in self.metric_alarms() if e.due_at <= now]
             snapshot = [(e, e.version, e.state_value) for e in due]
             results: list[tuple[Entry, int, str, Evaluation]] = []
             if snapshot:
@@ -484,9 +565,10 @@ class AlarmService:
                     pending.changes.append(self._change(entry, evaluation.state, evaluation.reason,
                                                         evaluation.reason_data_json, now))
                 for entry in due:
-                    entry.due_at = self._next_due(entry, now)
-                for entry in self.entries.values():
-                    if entry.kind == COMPOSITE and entry.pending_event:
+                    step = entry.interval
+                    entry.due_at = (now // step + 1) * step     # the next multiple of it
+                for entry in self.composites():
+                    if entry.pending_event:
                         self._evaluate_new_composite(entry, pending, now)
                 self._cascade(pending, now)
                 self._expire_suppression(pending, now)
@@ -496,27 +578,31 @@ class AlarmService:
             log.exception("alarm tick failed")
             raise
 
-    def _next_due(self, entry: Entry, now: float) -> float:
-        step = entry.interval
-        return (now // step + 1) * step
-
     def evaluate_sync(self, cur, snapshot: list[tuple[Entry, int, str]],
                       now: float) -> list[tuple[Entry, int, str, Evaluation]]:
         """Fetch and evaluate (on a read thread): ``(entry, version, previous, Evaluation)``
         for every alarm whose state changes."""
         when = _utc(now)
-        bulk = [s for s in snapshot if not s[0].config.get("Metrics")]
+        bulk, bulk_entries, bulk_previous, math_alarms = [], [], [], []
+        for s in snapshot:
+            if s[0].series_key is not None:
+                bulk.append(s)
+                bulk_entries.append(s[0])
+                bulk_previous.append(s[2])
+            else:
+                math_alarms.append(s)
         out = []
         if bulk:
-            plan = self._plan([s[0] for s in bulk])
+            plan = self._plan(bulk_entries)
             values, counts = plan.datapoints(cur, now)
-            changed = engine.evaluate_bulk(plan.bulk, [s[2] for s in bulk], values, counts, when)
+            changed = engine.evaluate_bulk(plan.bulk, bulk_previous, values, counts, when)
             out.extend((bulk[i][0], bulk[i][1], bulk[i][2], ev) for i, ev in changed)
-        for entry, version, previous in snapshot:
-            if not entry.config.get("Metrics"):
-                continue
+        batched = self._math_batches(cur, [s[0] for s in math_alarms], now)
+        for entry, version, previous in math_alarms:
             try:
-                points = self._math_datapoints(cur, entry, now)
+                points = batched.get(id(entry))
+                if points is None:
+                    points = self._math_datapoints(cur, entry, now)
                 ev = evaluate_metric_alarm(entry.model, points, previous, when)
             except Exception:  # a bad expression must not stop the other alarms
                 log.exception("evaluating metric-math alarm %s failed", entry.arn)
@@ -529,11 +615,12 @@ class AlarmService:
         """The batch plan for these alarms, reused while they stay the same and their series
         are known (series appear with their first PutMetricData)."""
         lookup = self.server.metrics.series_id
+        unknown = 0
         for e in entries:
             if e.series_id is None:
                 e.series_id = lookup(e.account, e.region, *e.series_key)
-        signature = (self._generation, tuple(map(id, entries)),
-                     sum(1 for e in entries if e.series_id is not None))
+                unknown += e.series_id is None
+        signature = (self._generation, tuple(map(id, entries)), unknown)
         cached = self._plan_cache
         if cached is not None and cached[0] == signature:
             return cached[1]
@@ -549,14 +636,49 @@ class AlarmService:
         start, end = evaluation_range(entry.model, _utc(now))
         ctx = Context(entry.account, entry.region, self.server)
         results = _run(cur, ctx, entry.config["Metrics"], start.timestamp(), end.timestamp(), now)
-        points = []
         for _, series_list in results:
-            for series in series_list[:1]:
-                for t, v in zip(series.timestamps, series.values):
-                    if math.isfinite(float(v)):
-                        points.append(Datapoint(_utc(float(t)), float(v)))
-            break
-        return points
+            return _points(series_list)
+        return []
+
+    def _math_batches(self, cur, entries: list[Entry], now: float) -> dict[int, list[Datapoint]]:
+        """The datapoints of metric-math alarms evaluated together: alarms of one account,
+        region, period and evaluation range share one GetMetricData-style run (so their
+        MetricStat queries are one SQL statement per period), with their query Ids made
+        unique.  Only plain arithmetic expressions are batched (see :func:`_batch_queries`);
+        the others, and a batch that fails, are left to :meth:`_math_datapoints`.
+        ``{id(entry): datapoints}``."""
+        from alarms.evaluate import evaluation_range
+        from metricstore.operations import Context
+        from metricstore.operations.metric_data import _run
+
+        groups: dict[tuple, list[Entry]] = {}
+        when = _utc(now)
+        for entry in entries:
+            if entry.math_queries is None:
+                self._math_serial += 1
+                entry.math_queries = _batch_queries(entry.config["Metrics"],
+                                                    f"a{self._math_serial}_")
+            if entry.math_queries is False:
+                continue
+            start, end = evaluation_range(entry.model, when)
+            groups.setdefault((entry.account, entry.region, entry.model.period, start, end),
+                              []).append(entry)
+        out: dict[int, list[Datapoint]] = {}
+        for (account, region, _, start, end), members in groups.items():
+            if len(members) < 2:
+                continue
+            queries = [q for e in members for q in e.math_queries]
+            owner = {q["Id"]: e for e in members for q in e.math_queries}
+            try:
+                results = _run(cur, Context(account, region, self.server), queries,
+                               start.timestamp(), end.timestamp(), now)
+            except Exception:   # evaluated one by one instead, where the culprit is logged
+                continue
+            for query, series_list in results:
+                entry = owner[query["Id"]]
+                if id(entry) not in out:       # the alarm's first returned query
+                    out[id(entry)] = _points(series_list)
+        return out
 
     # ---- composites and suppression ---------------------------------------------------------------
 
@@ -591,7 +713,7 @@ class AlarmService:
     def _cascade(self, pending: _Pending, now: float, start: int = 0) -> None:
         """Re-evaluate composites whose children changed (from ``pending.changes[start:]``),
         until nothing changes; also moves ActionsSuppressor periods."""
-        composites = [e for e in self.entries.values() if e.kind == COMPOSITE]
+        composites = self.composites()
         if not composites:
             return
         children = {id(c): [(ref, self.resolve(c.account, c.region, ref))
@@ -651,9 +773,7 @@ class AlarmService:
             work.suppressed_until = now + composite.config["ActionsSuppressorExtensionPeriod"]
 
     def _expire_suppression(self, pending: _Pending, now: float) -> None:
-        for entry in self.entries.values():
-            if entry.kind != COMPOSITE:
-                continue
+        for entry in self.composites():
             work = pending.touched.get(entry.key, entry)
             if (work.suppressed_by in ("WaitPeriod", "ExtensionPeriod")
                     and work.suppressed_until is not None and work.suppressed_until <= now):
@@ -755,10 +875,14 @@ class AlarmService:
                               _ms(change.at), "StateUpdate", summary, data))
             jobs = [self._publication(*p) for p in publications]
             for entry, at, arns, message, subject_text in jobs:
+                published = to_json({"default": message})
                 for arn in arns:
-                    error = self._run_action(w, entry, arn, message, subject_text, _ms(at))
+                    error, deliveries = self._run_action(w, entry, arn, message, published,
+                                                         subject_text, _ms(at))
+                    if deliveries:
+                        continue    # each delivery writes its Action item once it is settled
                     summary, data = messages.action(
-                        arn, _ms(at), None if error else to_json({"default": message}), error)
+                        arn, _ms(at), None if error else published, error)
                     items.append((entry.account, entry.region, entry.name, entry.kind, _ms(at),
                                   "Action", summary, data))
             sql.add_history(w, items)
@@ -787,18 +911,31 @@ class AlarmService:
                                          changed_at=at, triggering_children=children)
         return entry, at, arns, message, messages.subject(new, entry.name, entry.region)
 
-    def _run_action(self, w, entry: Entry, arn: str, message: str, subject: str,
-                    at_ms: int) -> str | None:
-        """Execute one alarm action inside the commit; the error text, or None."""
+    def _run_action(self, w, entry: Entry, arn: str, message: str, published: str,
+                    subject: str, at_ms: int) -> tuple[str | None, int]:
+        """Execute one alarm action inside the commit: (the error text or None, the number
+        of SNS deliveries enqueued).
+
+        Action history (R8.4): a failure to publish (no such topic, an action type this
+        server does not run) is an immediate ``Failed to execute action`` item, and so is a
+        publish to a topic without confirmed subscriptions a ``Successfully executed
+        action`` item at once.  Otherwise every delivery to a subscriber carries the alarm
+        and writes its own item when its outcome is final (:func:`alarms.notify.action_item`):
+        succeeded when the endpoint answered, failed with the last error when the delivery
+        policy gave up; stamped with the transition's time either way.
+        """
         parts = arn.split(":")
         if len(parts) >= 6 and parts[2] == "sns":
             topic = sql.get_topic(w, arn)
             if topic is None:
-                return "Resource not found"
-            self.publisher.publish(w, topic, message, subject, at_ms)
-            return None
+                return "Resource not found", 0
+            action = alarm_action(entry.account, entry.region, entry.name, entry.kind, at_ms,
+                                  arn, published)
+            _, count = self.publisher.publish(w, topic, message, subject, at_ms,
+                                              alarm_action=action)
+            return None, count
         service = parts[2] if len(parts) > 2 else arn
-        return f"metricstore does not execute {service} actions"
+        return f"metricstore does not execute {service} actions", 0
 
     # ---- used by the operations (call with the lock held) -------------------------------------------
 

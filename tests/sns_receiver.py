@@ -42,6 +42,7 @@ class Receiver:
         self.confirm = confirm
         self.received: list[dict] = []      # {"headers", "body", "message" (parsed), "verified"}
         self.errors: list[str] = []
+        self.delay = 0.0                    # seconds to hold each Notification before answering
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -72,6 +73,8 @@ class Receiver:
         except Exception as exc:  # recorded; tests assert there are none
             self.errors.append(f"{type(exc).__name__}: {exc}")
         self.received.append(item)
+        if self.delay and item["message"] and item["message"].get("Type") == "Notification":
+            await asyncio.sleep(self.delay)     # the sender waits for this answer
         return web.Response(text="ok")
 
     @staticmethod

@@ -208,8 +208,10 @@ def test_seed_commands_fire_and_notify(live, receiver):
                                         ScanBy="TimestampAscending")["AlarmHistoryItems"]
     assert [h["HistorySummary"] for h in history] == [
         "Alarm updated from INSUFFICIENT_DATA to ALARM", "Alarm updated from ALARM to OK"]
-    actions = cw.describe_alarm_history(AlarmName="high-cpu-alarm",
-                                        HistoryItemType="Action")["AlarmHistoryItems"]
+    # one Action item per delivery, written once the receiver answered
+    actions = wait_until(lambda: cw.describe_alarm_history(
+        AlarmName="high-cpu-alarm", HistoryItemType="Action")["AlarmHistoryItems"],
+        what="the Action item")
     assert [a["HistorySummary"] for a in actions] == [f"Successfully executed action {alerts}"]
 
 
@@ -300,6 +302,87 @@ def test_receiver_down_then_up(live):
     assert not flaky.errors and not steady.errors
 
 
+def test_each_delivery_is_an_action_history_item(live):
+    """One Action item per delivery to a subscriber, with the delivery's outcome; a topic
+    without subscribers is one immediate success, a missing topic one immediate failure."""
+    sns = make_client("sns", live.url)
+    cw = make_client("cloudwatch", live.url)
+    topic = sns.create_topic(Name="two-hooks")["TopicArn"]
+    lonely = sns.create_topic(Name="no-hooks")["TopicArn"]
+    missing = topic.rsplit(":", 1)[0] + ":never-created"
+    good, bad = Receiver(), Receiver()
+    try:
+        subscribe(sns, topic, good)
+        bad_sub = subscribe(sns, topic, bad)
+        sns.set_subscription_attributes(SubscriptionArn=bad_sub, AttributeName="DeliveryPolicy",
+                                        AttributeValue='{"healthyRetryPolicy": {"numRetries": 1}}')
+        bad.down()
+        cw.put_metric_alarm(AlarmName="per-delivery", Namespace="App", MetricName="errors",
+                            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0,
+                            ComparisonOperator="GreaterThanThreshold", TreatMissingData="ignore",
+                            AlarmActions=[topic, lonely, missing])
+        cw.set_alarm_state(AlarmName="per-delivery", StateValue="ALARM", StateReason="test")
+        transition = cw.describe_alarm_history(AlarmName="per-delivery",
+                                               HistoryItemType="StateUpdate")["AlarmHistoryItems"]
+        notification(good, f'ALARM: "per-delivery" in {REGION_NAME}', topic)
+
+        def actions(n):
+            got = cw.describe_alarm_history(AlarmName="per-delivery",
+                                            HistoryItemType="Action")["AlarmHistoryItems"]
+            return got if len(got) == n else None
+
+        # the delivered one, the empty topic and the missing topic; the bad one still retries
+        items = wait_until(lambda: actions(3), what="three Action items")
+        advance(live, 21)
+        items = wait_until(lambda: actions(4), what="the dead-lettered delivery's Action item")
+    finally:
+        good.close()
+        bad.close()
+    summaries = sorted(i["HistorySummary"] for i in items)
+    failed_delivery = next(s for s in summaries if s.startswith(f"Failed to execute action {topic}."))
+    assert failed_delivery.startswith(f'Failed to execute action {topic}. Received error: '
+                                      f'"Delivery to {bad.url} failed after 2 attempts: ')
+    assert sorted(s for s in summaries if s != failed_delivery) == sorted([
+        f"Successfully executed action {topic}", f"Successfully executed action {lonely}",
+        f'Failed to execute action {missing}. Received error: "Resource not found"'])
+    for item in items:
+        assert item["Timestamp"] == transition[0]["Timestamp"]
+        data = json.loads(item["HistoryData"])
+        assert list(data) == ["error", "actionState", "notificationResource",
+                              "stateUpdateTimestamp", "publishedMessage"]
+        assert data["stateUpdateTimestamp"] == int(transition[0]["Timestamp"].timestamp() * 1000)
+        if data["actionState"] == "Succeeded":
+            assert data["error"] is None
+            message = json.loads(json.loads(data["publishedMessage"])["default"])
+            assert (message["AlarmName"], message["NewStateValue"]) == ("per-delivery", "ALARM")
+        else:
+            assert data["publishedMessage"] is None and data["error"]
+    assert [d["Type"] for d in (r["message"] for r in bad.received)] == ["SubscriptionConfirmation"]
+
+
+def test_deliveries_dropped_with_their_topic_fail_the_action(live):
+    sns = make_client("sns", live.url)
+    cw = make_client("cloudwatch", live.url)
+    topic = sns.create_topic(Name="short-lived")["TopicArn"]
+    hook = Receiver()
+    try:
+        subscribe(sns, topic, hook)
+        hook.down()
+        cw.put_metric_alarm(AlarmName="orphaned", Namespace="App", MetricName="x", Statistic="Sum",
+                            Period=60, EvaluationPeriods=1, Threshold=1.0, TreatMissingData="ignore",
+                            ComparisonOperator="GreaterThanThreshold", AlarmActions=[topic])
+        cw.set_alarm_state(AlarmName="orphaned", StateValue="ALARM", StateReason="test")
+        assert cw.describe_alarm_history(AlarmName="orphaned",
+                                         HistoryItemType="Action")["AlarmHistoryItems"] == []
+        sns.delete_topic(TopicArn=topic)
+    finally:
+        hook.close()
+    (item,) = cw.describe_alarm_history(AlarmName="orphaned",
+                                        HistoryItemType="Action")["AlarmHistoryItems"]
+    assert item["HistorySummary"] == (f'Failed to execute action {topic}. Received error: '
+                                      f'"Delivery to {hook.url} abandoned: the topic was deleted"')
+
+
 def test_publish_and_unsubscribe(live, receiver):
     sns = make_client("sns", live.url)
     topic = sns.create_topic(Name="plain")["TopicArn"]
@@ -339,18 +422,24 @@ def test_restart_keeps_alarms_history_and_pending_deliveries(tmp_path):
                             TreatMissingData="ignore", Tags=[{"Key": "team", "Value": "core"}])
         receiver.down()
         cw.set_alarm_state(AlarmName="queue-depth", StateValue="ALARM", StateReason="backlog")
+        items = cw.describe_alarm_history(AlarmName="queue-depth")["AlarmHistoryItems"]
+        # the delivery cannot succeed yet: its Action item comes with its outcome
+        assert [i["HistoryItemType"] for i in items] == ["StateUpdate", "ConfigurationUpdate"]
         srv.stop()
         receiver.up()
         srv.start()
         alarm = state(cw, "queue-depth")
         assert (alarm["StateValue"], alarm["StateReason"]) == ("ALARM", "backlog")
-        items = cw.describe_alarm_history(AlarmName="queue-depth")["AlarmHistoryItems"]
-        assert [i["HistoryItemType"] for i in items] == ["Action", "StateUpdate", "ConfigurationUpdate"]
         assert cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"] == [
             {"Key": "team", "Value": "core"}]
         advance(srv, 21)
         item = notification(receiver, f'ALARM: "queue-depth" in {REGION_NAME}', topic)
         assert item["message"]["SigningCertURL"] == cert_url    # the key survived too
+        items = wait_until(lambda: (lambda got: got if len(got) == 3 else None)(
+            cw.describe_alarm_history(AlarmName="queue-depth")["AlarmHistoryItems"]),
+            what="the Action item")
+        assert [i["HistoryItemType"] for i in items] == ["Action", "StateUpdate", "ConfigurationUpdate"]
+        assert items[0]["Timestamp"] == items[1]["Timestamp"]    # stamped with the transition
     finally:
         receiver.close()
         srv.stop()

@@ -80,6 +80,18 @@ def _errors(topic):
          "Invalid parameter: Amazon SNS does not support this protocol string: carrier-pigeon"),
         ("subscribe", dict(TopicArn=topic, Protocol="https", Endpoint="http://example.com/"),
          "InvalidParameter", 400, "Invalid parameter: Endpoint must match the specified protocol"),
+        # webhook destinations refused by default (alarm actions must not reach the metadata
+        # service): AWS's error, the reason after "Endpoint: "
+        ("subscribe", dict(TopicArn=topic, Protocol="http",
+                           Endpoint="http://169.254.169.254/latest/meta-data/"),
+         "InvalidParameter", 400,
+         "Invalid parameter: Endpoint: destination 169.254.169.254 is refused by --webhook-deny"),
+        ("subscribe", dict(TopicArn=topic, Protocol="https", Endpoint="https://[fd00:ec2::254]/"),
+         "InvalidParameter", 400,
+         "Invalid parameter: Endpoint: destination fd00:ec2::254 is refused by --webhook-deny"),
+        ("subscribe", dict(TopicArn=topic, Protocol="http", Endpoint="http://0.0.0.0:4566/"),
+         "InvalidParameter", 400,
+         "Invalid parameter: Endpoint: destination 0.0.0.0 is refused by --webhook-deny"),
         ("subscribe", dict(TopicArn=missing, Protocol="http", Endpoint="http://example.com/"),
          "NotFound", 404, "Topic does not exist"),
         ("confirm_subscription", dict(TopicArn=topic, Token="nope"), "InvalidParameter", 400,

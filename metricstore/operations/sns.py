@@ -175,7 +175,11 @@ async def create_topic(ctx: Context, Name: str, Attributes=None, Tags=None,
 @operation("sns", "DeleteTopic")
 async def delete_topic(ctx: Context, TopicArn: str):
     _parse_arn(TopicArn, "TopicArn")
-    await ctx.store.write(lambda w: sql.delete_topic(w, TopicArn))   # idempotent, as SNS
+    def write(w):   # idempotent, as SNS
+        dropped = sql.delete_topic(w, TopicArn)
+        sql.add_history(w, notify.abandoned_items(dropped, "the topic was deleted"))
+
+    await ctx.store.write(write)
     return {}
 
 
@@ -252,6 +256,9 @@ async def subscribe(ctx: Context, TopicArn: str, Protocol: str, Endpoint=None, A
         raise invalid("Endpoint")
     if not Endpoint.lower().startswith(protocol + "://"):
         raise invalid("Endpoint must match the specified protocol")
+    refused = _service(ctx).webhook_policy.check_url(Endpoint)
+    if refused is not None:     # alarm actions must not reach the metadata service & co
+        raise invalid(f"Endpoint: {refused}")
     attributes = dict(Attributes or {})
     for key, value in attributes.items():
         _check_subscription_attribute(key, value)
@@ -325,7 +332,8 @@ async def unsubscribe_arn(ctx: Context, arn: str, authenticated: bool = True) ->
         was_confirmed = sub["status"] == "confirmed"
         sub["status"] = "deleted"
         sql.save_subscription(w, sub)
-        w.execute("DELETE FROM sns_outbox WHERE subscription_arn = ?", [arn])
+        dropped = sql.take_deliveries(w, subscription_arn=arn)
+        sql.add_history(w, notify.abandoned_items(dropped, "the subscription was deleted"))
         topic = sql.get_topic(w, sub["topic_arn"])
         if was_confirmed and topic is not None:
             service.publisher.confirmation(w, topic, sub, now_ms, kind="UnsubscribeConfirmation")

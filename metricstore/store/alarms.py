@@ -147,7 +147,7 @@ def _source(tables, columns: str, filtered: bool = True) -> str:
 
 
 def alarm_buckets(cur, sids: np.ndarray, grain_ms: int, lo_ms: int, hi_ms: int,
-                  every_series: bool = False) -> dict:
+                  every_series: bool = False, percentile_sids: np.ndarray | None = None) -> dict:
     """Sample count, sum, minimum, maximum and number of statistic sets per (series, unit,
     ``ts // grain``) over ``[lo, hi)``, for the series ``sids``, in one statement.
 
@@ -156,27 +156,27 @@ def alarm_buckets(cur, sids: np.ndarray, grain_ms: int, lo_ms: int, hi_ms: int,
     database does one scan and one GROUP BY however many alarms read a series.  With
     ``every_series`` (the alarms read most series) the series filter is left out and the
     caller drops the series it does not need.
+
+    The series in ``percentile_sids`` (read by percentile-type statistics, which need the
+    values themselves) are also grouped by value: their rows carry ``pv``, one distinct
+    sample value, with ``n`` its total weight in the bucket (NULL on every other row).  The
+    aggregates still roll up exactly, and the same scan yields the weighted values.
     """
     _alarm_series = {"sid": sids}  # noqa: F841 - read by DuckDB's replacement scan
+    _alarm_pct = {"sid": (percentile_sids if percentile_sids is not None  # noqa: F841
+                          else np.empty(0, dtype=np.int32))}
     filtered = not every_series
+    pv = ("CASE WHEN series_id IN (SELECT sid FROM _alarm_pct) THEN value END"
+          if percentile_sids is not None and len(percentile_sids) else "NULL::DOUBLE")
     source = " UNION ALL ".join([
-        _source(SAMPLE_TABLES, "series_id, ts, weight AS n, value * weight AS s, value AS lo, "
-                               "value AS hi, unit, 0 AS sets", filtered),
+        _source(SAMPLE_TABLES, f"series_id, ts, weight AS n, value * weight AS s, value AS lo, "
+                               f"value AS hi, unit, 0 AS sets, {pv} AS pv", filtered),
         _source(STATSET_TABLES, "series_id, ts, n, sum AS s, min AS lo, max AS hi, unit, "
-                                "1 AS sets", filtered)])
+                                "1 AS sets, NULL::DOUBLE AS pv", filtered)])
     sql = (f"SELECT series_id AS sid, unit, ts // $g AS fb, sum(n) AS n, sum(s) AS s, "
-           f"min(lo) AS lo, max(hi) AS hi, sum(sets) AS sets FROM ({source}) "
-           f"GROUP BY series_id, unit, fb")
+           f"min(lo) AS lo, max(hi) AS hi, sum(sets) AS sets, pv FROM ({source}) "
+           f"GROUP BY series_id, unit, fb, pv")
     return cur.execute(sql, {"g": grain_ms, "lo": lo_ms, "hi": hi_ms}).fetchnumpy()
-
-
-def alarm_samples(cur, sids: np.ndarray, grain_ms: int, lo_ms: int, hi_ms: int) -> dict:
-    """Raw values (for percentile-type statistics): ``{sid, unit, fb, value, weight}``."""
-    _alarm_series = {"sid": sids}  # noqa: F841 - read by DuckDB's replacement scan
-    return cur.execute(
-        f"SELECT series_id AS sid, unit, ts // $g AS fb, value, weight FROM "
-        f"({_source(SAMPLE_TABLES, 'series_id, ts, value, weight, unit')})",
-        {"g": grain_ms, "lo": lo_ms, "hi": hi_ms}).fetchnumpy()
 
 
 # ---- SNS topics and subscriptions -------------------------------------------------------------
@@ -208,11 +208,13 @@ def save_topic(w, row: dict) -> None:
               f"({', '.join('?' for _ in TOPIC_COLUMNS)})", [row[c] for c in TOPIC_COLUMNS])
 
 
-def delete_topic(w, arn: str) -> None:
-    w.execute("DELETE FROM sns_outbox WHERE topic_arn = ?", [arn])
+def delete_topic(w, arn: str) -> list[dict]:
+    """Delete a topic, its subscriptions and tags; the pending deliveries dropped with it."""
+    dropped = take_deliveries(w, topic_arn=arn)
     w.execute("DELETE FROM sns_subscriptions WHERE topic_arn = ?", [arn])
     w.execute("DELETE FROM sns_topics WHERE arn = ?", [arn])
     w.execute("DELETE FROM tags WHERE arn = ?", [arn])
+    return dropped
 
 
 def get_subscription(cur, arn: str) -> dict | None:
@@ -260,18 +262,20 @@ def subscription_counts(cur, topic_arn: str) -> dict[str, int]:
 # ---- the outbox --------------------------------------------------------------------------------
 
 OUTBOX_COLUMNS = ("id", "subscription_arn", "topic_arn", "endpoint", "message_type", "message_id",
-                  "body", "raw", "policy", "attempts", "next_attempt", "created", "last_error")
+                  "body", "raw", "policy", "attempts", "next_attempt", "created", "last_error",
+                  "alarm_action")
+_ENQUEUED = ("subscription_arn", "topic_arn", "endpoint", "message_type", "message_id", "body",
+             "raw", "policy", "next_attempt", "created", "alarm_action")
 
 
 def enqueue(w, rows: list[dict]) -> None:
-    """Add deliveries (every OUTBOX_COLUMNS key but ``id``, ``attempts``, ``last_error``)."""
+    """Add deliveries (every OUTBOX_COLUMNS key but ``id``, ``attempts``, ``last_error``;
+    ``alarm_action`` may be left out)."""
     if rows:
         w.con.executemany(
-            "INSERT INTO sns_outbox VALUES (nextval('sns_outbox_seq'), ?, ?, ?, ?, ?, ?, ?, ?, 0, "
-            "?, ?, NULL)",
-            [[r["subscription_arn"], r["topic_arn"], r["endpoint"], r["message_type"],
-              r["message_id"], r["body"], r["raw"], r["policy"], r["next_attempt"], r["created"]]
-             for r in rows])
+            f"INSERT INTO sns_outbox (id, attempts, last_error, {', '.join(_ENQUEUED)}) VALUES "
+            f"(nextval('sns_outbox_seq'), 0, NULL, {', '.join('?' for _ in _ENQUEUED)})",
+            [[r.get(c) for c in _ENQUEUED] for r in rows])
 
 
 def due_deliveries(cur, now_ms: int, exclude: list[int], limit: int) -> list[dict]:
@@ -290,13 +294,26 @@ def delivered(w, delivery_id: int) -> None:
     w.execute("DELETE FROM sns_outbox WHERE id = ?", [delivery_id])
 
 
+def take_deliveries(w, *, subscription_arn: str | None = None,
+                    topic_arn: str | None = None) -> list[dict]:
+    """Remove the pending deliveries of a subscription or a topic; the removed rows."""
+    column, value = (("subscription_arn", subscription_arn) if subscription_arn is not None
+                     else ("topic_arn", topic_arn))
+    rows = w.execute(f"SELECT {', '.join(OUTBOX_COLUMNS)} FROM sns_outbox WHERE {column} = ?",
+                     [value]).fetchall()
+    w.execute(f"DELETE FROM sns_outbox WHERE {column} = ?", [value])
+    return [dict(zip(OUTBOX_COLUMNS, r)) for r in rows]
+
+
 def retry_later(w, delivery_id: int, attempts: int, next_attempt: int, error: str) -> None:
     w.execute("UPDATE sns_outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?",
               [attempts, next_attempt, error, delivery_id])
 
 
 def dead_letter(w, row: dict, attempts: int, now_ms: int, error: str) -> None:
-    w.execute("INSERT INTO sns_dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    w.execute("INSERT INTO sns_dead_letters (id, subscription_arn, topic_arn, endpoint, "
+              "message_type, message_id, body, attempts, created, failed, last_error) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
               [row["id"], row["subscription_arn"], row["topic_arn"], row["endpoint"],
                row["message_type"], row["message_id"], row["body"], attempts, row["created"],
                now_ms, error])

@@ -73,6 +73,10 @@ CREATE TABLE IF NOT EXISTS sns_outbox (
     created          BIGINT NOT NULL,
     last_error       VARCHAR
 );
+-- Alarm actions: JSON naming the alarm, the transition time, the topic and the published
+-- message, so that the delivery's outcome becomes the alarm's Action history item.  NULL for
+-- confirmations and the Publish API.  (Added after the first release: ALTER for old files.)
+ALTER TABLE sns_outbox ADD COLUMN IF NOT EXISTS alarm_action VARCHAR;
 
 CREATE TABLE IF NOT EXISTS sns_dead_letters (
     id               BIGINT NOT NULL,

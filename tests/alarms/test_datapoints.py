@@ -107,3 +107,43 @@ def test_batched_fetch_matches_get_metric_data(server):
     # alarms reading several units: the aggregate over all of them (R1.7)
     mixed = [i for i, e in enumerate(entries) if e.name.startswith("a0-")]
     assert all(np.isfinite(values[i]).sum() >= 1 for i in mixed)
+
+
+def test_math_alarms_batched_match_one_by_one(server):
+    """Metric-math alarms sharing a run get the datapoints each would get alone; alarms whose
+    expressions could see the other queries of a shared run (functions, constants) run alone."""
+    rng = np.random.default_rng(11)
+    rows = [(k, NOW - 600 + i * 5, float(rng.integers(0, 100)), 1.0, "Seconds")
+            for k in range(3) for i in range(120)]
+    server.store.write_sync(lambda w: server.metrics.insert(w, "000000000000", "us-east-1",
+                                                            batch(rows), 0))
+    service = server.alarms
+
+    def stat(qid, host, s, period=60):
+        return {"Id": qid, "ReturnData": False, "MetricStat": {"Period": period, "Stat": s, "Metric": {
+            "Namespace": "T", "MetricName": "m", "Dimensions": [{"Name": "H", "Value": f"h{host}"}]}}}
+
+    expressions = ["m1 * 2 + m2", "(m1 - m2) / m2 * 100", "-m1 > 3 OR m2 < 40", "m1 ^ 2",
+                   "FILL(m1, 0) + m2", "METRICS()", "m1 + 1 - m1 + 5"]
+    entries = []
+    for i, expression in enumerate(expressions):
+        for n in (1, 3):
+            metrics = [{"Id": "e1", "Expression": expression, "ReturnData": True},
+                       stat("m1", i % 3, "Average"), stat("m2", (i + 1) % 3, "Maximum")]
+            if expression == "METRICS()":
+                metrics[1]["ReturnData"] = metrics[0]["ReturnData"] = False
+                metrics = [{"Id": "e1", "Expression": "m1 + m2", "ReturnData": False}, *metrics[1:]]
+                metrics.append({"Id": "e2", "Expression": "MAX(METRICS())", "ReturnData": True})
+            config = {"Metrics": metrics, "EvaluationPeriods": n, "Threshold": 50.0,
+                      "ComparisonOperator": "GreaterThanThreshold", "ActionsEnabled": True}
+            entries.append(service.build("000000000000", "us-east-1", f"math-{i}-{n}", METRIC,
+                                         config, NOW))
+    batched = server.store.read_sync(lambda cur: service._math_batches(cur, entries, NOW))
+    assert [e.math_queries is False for e in entries] == [
+        e.config["Metrics"][0]["Expression"].startswith(("FILL", "m1 + m2")) for e in entries]
+    assert len(batched) == sum(e.math_queries is not False for e in entries)
+    for e in entries:
+        alone = server.store.read_sync(lambda cur: service._math_datapoints(cur, e, NOW))
+        assert alone, e.name
+        if id(e) in batched:
+            assert batched[id(e)] == alone, e.name

@@ -110,3 +110,25 @@ def test_metric_alarm_message_shape():
         '"Dimensions":[{"value":"acl","name":"WebACL"}],"Period":60,"EvaluationPeriods":20,'
         '"DatapointsToAlarm":1,"ComparisonOperator":"GreaterThanOrEqualToThreshold",'
         '"Threshold":1.0,"TreatMissingData":"notBreaching","EvaluateLowSampleCountPercentile":""}}')
+
+
+def test_action_items_of_delivery_outcomes():
+    topic = "arn:aws:sns:us-east-1:123456789012:ops"
+    published = json.dumps({"default": '{"AlarmName":"cpu"}'})
+    action = notify.alarm_action("123456789012", "us-east-1", "cpu", "MetricAlarm",
+                                 1534368002381, topic, published)
+    row = {"endpoint": "http://hooks.example/x", "alarm_action": json.dumps(action)}
+    ok = notify.action_item(row, None)
+    assert ok[:7] == ("123456789012", "us-east-1", "cpu", "MetricAlarm", 1534368002381, "Action",
+                      f"Successfully executed action {topic}")
+    assert json.loads(ok[7]) == {"error": None, "actionState": "Succeeded",
+                                 "notificationResource": topic,
+                                 "stateUpdateTimestamp": 1534368002381,
+                                 "publishedMessage": published}
+    (failed,) = notify.abandoned_items([row, {"endpoint": "x", "alarm_action": None}],
+                                       "the topic was deleted")
+    assert failed[6] == (f'Failed to execute action {topic}. Received error: "Delivery to '
+                         f'http://hooks.example/x abandoned: the topic was deleted"')
+    assert json.loads(failed[7])["actionState"] == "Failed"
+    assert json.loads(failed[7])["publishedMessage"] is None
+    assert notify.action_item({"endpoint": "x", "alarm_action": None}, None) is None
