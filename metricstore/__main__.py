@@ -6,6 +6,8 @@ import sys
 
 from aiohttp import web
 
+from alarms.webhooks import WebhookPolicy
+
 from .app import make_app
 from .config import from_args
 
@@ -19,6 +21,11 @@ def main(argv=None) -> int:
             cfg.load_keys()
         except (OSError, ValueError) as e:
             logging.getLogger("metricstore").error("cannot load credentials: %s", e)
+            return 2
+        try:
+            WebhookPolicy.from_config(cfg)
+        except ValueError as e:
+            logging.getLogger("metricstore").error("invalid webhook policy: %s", e)
             return 2
         app = make_app(cfg)
         url = f"http://{cfg.host}:{cfg.port}"

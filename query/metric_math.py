@@ -32,6 +32,7 @@ Missing data follows the AWS page where it says something, and the brief where i
 from __future__ import annotations
 
 import difflib
+import functools
 import sys
 from dataclasses import dataclass, field
 from typing import Callable, Union
@@ -337,6 +338,13 @@ def parse(text: str) -> Expr:
     """
     if not isinstance(text, str):
         raise QuerySyntaxError("the expression must be a string", None, None)
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> Expr:
+    """:func:`parse` of a string, cached: the AST is immutable, and alarms and dashboards
+    send the same expressions on every evaluation (errors are raised, never cached)."""
     try:
         tree = _PARSER.parse(text)
         expr = _TO_AST.transform(tree)
