@@ -136,11 +136,17 @@ class Source:
     VARCHAR`` (``account:name``), ``ptr VARCHAR``.
     ``field_sql``: discovered field name (``"latency"``, ``"a.b.c"``) → ``(VARCHAR SQL over
     the relation's columns, params)``, or None for the default (:func:`default_field_sql`).
+    ``system_sql``: when given, the relation has no ``log_stream``, ``log_group`` and ``ptr``
+    columns; this maps each of them to trusted SQL over the relation's columns, computed
+    only when the query uses it (``ptr`` for the returned rows only).  ``carried``: the
+    relation's columns those expressions need besides ``seq``, kept through every step.
     """
 
     relation: str
     field_sql: Callable[[str], Optional[tuple[str, list]]] = lambda name: None
     relation_params: tuple = ()
+    system_sql: Optional[dict] = None
+    carried: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,11 @@ class Compiled:
     (the field names AWS shows, in order), then, when ``has_ptr``, the event's ``@ptr``.
     ``kinds``: the kind of each result column (see :mod:`query.insights_format`).
     ``count_sql`` / ``count_params``: the number of events that matched the query's filters
-    (GetQueryResults' ``recordsMatched``), before stats, dedup and limit.
+    (GetQueryResults' ``recordsMatched``), before stats, dedup and limit.  Two shortcuts
+    spare running it: ``matched_all`` (nothing before that point drops or adds rows, so it
+    is the number of events of the relation), and ``matched_column`` (the result has one
+    more column, last, holding it on every row; when the result is empty, use
+    ``count_sql``).
     ``limit``: the row cap written into ``sql``.  ``unmask``: the query asked for unmasked
     content (``unmask``).
     """
@@ -166,6 +176,8 @@ class Compiled:
     count_sql: str = ""
     count_params: list = field(default_factory=list)
     unmask: bool = False
+    matched_all: bool = False
+    matched_column: bool = False
 
 
 def compile_query(q: Query, source: Source, *, limit_default: int = 1000,
@@ -371,10 +383,15 @@ def _numeric(kind: str) -> bool:
     return kind in (NUM, TIME, BOOL)
 
 
-def _natural_parts(e: Sql) -> tuple[Sql, Sql, Sql]:
-    """(is a number, its value, the text key) for AWS's natural sort (reference §3.5)."""
+def _is_number(t: Sql) -> Sql:
+    return sql(f"regexp_full_match({{0}}, {_literal(_NUMBER_RE)})", t, kind=BOOL)
+
+
+def _natural_parts(e: Sql, isnum: Optional[Sql] = None) -> tuple[Sql, Sql, Sql]:
+    """(is a number, its value, the text key) for AWS's natural sort (reference §3.5);
+    ``isnum``: the first, when already computed."""
     t = scalar(e)
-    isnum = sql(f"regexp_full_match({{0}}, {_literal(_NUMBER_RE)})", t, kind=BOOL)
+    isnum = isnum or _is_number(t)
     numval = sql("CASE WHEN {0} THEN TRY_CAST({1} AS DOUBLE) END", isnum, t, kind=NUM)
     # The value is cut into runs of digits and runs of other characters, compared run by
     # run.  A digit run becomes '0' + its 6-digit length + the digits, so two digit runs
@@ -389,14 +406,14 @@ def _natural_parts(e: Sql) -> tuple[Sql, Sql, Sql]:
     return isnum, numval, natkey
 
 
-def _order_items(e: Sql, descending: bool) -> Sql:
+def _order_items(e: Sql, descending: bool, isnum: Optional[Sql] = None) -> Sql:
     """ORDER BY items for AWS's natural sort: non-numbers before numbers; numbers by value;
     other text by runs, digit runs by length then value.  Descending is the exact reverse;
-    missing values come last either way."""
+    missing values come last either way.  ``isnum``: see :func:`_natural_parts`."""
     direction = "DESC" if descending else "ASC"
     if _numeric(e.kind):
         return sql(f"{{0}} {direction} NULLS LAST", e)
-    parts = _natural_parts(e)
+    parts = _natural_parts(e, isnum)
     return fill(", ".join(f"{{{i}}} {direction} NULLS LAST" for i in range(3)), parts, STR)
 
 
@@ -456,16 +473,21 @@ class _Compiler:
         self.match_cte: Optional[str] = None
         self.unmask = False
         self._stats_order: list[Sql] = []        # a stats result's order without sort
+        self.system_used: set[str] = set()       # log_stream, log_group, ptr (system_sql)
+        self.row_changing: set[str] = set()      # CTEs that drop or add rows
+        self.matched_alive = False               # the "m_matched" column (first stats) is kept
 
     # ---- plumbing
     def fresh(self, prefix: str = "c") -> str:
         self.counter += 1
         return f"{prefix}{self.counter}"
 
-    def add_cte(self, body: Sql) -> str:
+    def add_cte(self, body: Sql, changes_rows: bool = False) -> str:
         name = self.fresh("s")
         self.ctes.append((name, body))
         self.current = name
+        if changes_rows:
+            self.row_changing.add(name)
         return name
 
     def materialize(self) -> None:
@@ -475,7 +497,7 @@ class _Compiler:
         n = self.pending_limit
         self.pending_limit = None
         self.add_cte(self.ordered(Sql(f"SELECT * FROM {quote_ident(self.current)}"),
-                                  limit=n))
+                                  limit=n), changes_rows=True)
 
     def ordered(self, body: Sql, limit: Optional[int] = None) -> Sql:
         order = self.order_sql()
@@ -556,12 +578,25 @@ class _Compiler:
             columns.append(name)
             kinds.append(c.kind)
         has_ptr = self.row_mode
-        if has_ptr:
+        system = self.source.system_sql
+        late_ptr = has_ptr and system is not None   # built after the limit, see below
+        if late_ptr:
+            selects += [quote_ident(c) for c in (*self.source.carried, "seq")]
+        elif has_ptr:
             selects.append(f"{quote_ident('ptr')} AS {quote_ident('r_ptr')}")
+        matched_column = self.matched_alive and not self.row_mode
+        if matched_column:
+            selects.append(quote_ident("m_matched"))
         limit = self.pending_limit if self.pending_limit is not None else self.limit_default
         final = self.ordered(Sql(f"SELECT {', '.join(selects) or 'NULL'} "
                                  f"FROM {quote_ident(self.current)}", tuple(params)),
                              limit=limit)
+        if late_ptr:
+            # @ptr of the returned rows only (the outer SELECT keeps the inner one's order)
+            hidden = ", ".join(quote_ident(c) for c in (*self.source.carried, "seq"))
+            final = Sql(f"SELECT * EXCLUDE ({hidden}), {system['ptr']} AS "
+                        f"{quote_ident('r_ptr')} FROM ({final.text}) AS {quote_ident('top')}",
+                        final.params)
         with_sql, with_params = self.with_clause(len(self.ctes))
         count_n = 0 if self.match_cte == "base" else \
             [n for n, _ in self.ctes].index(self.match_cte) + 1
@@ -571,7 +606,9 @@ class _Compiler:
             columns=columns, kinds=kinds, is_aggregate=not self.row_mode, has_ptr=has_ptr,
             limit=limit, count_sql=count_with + f"SELECT count(*) FROM "
                                                f"{quote_ident(self.match_cte)}",
-            count_params=count_params, unmask=self.unmask)
+            count_params=count_params, unmask=self.unmask,
+            matched_all=not any(n in self.row_changing for n, _ in self.ctes[:count_n]),
+            matched_column=matched_column)
 
     def with_clause(self, n: int) -> tuple[str, list]:
         parts, params = [], []
@@ -584,7 +621,13 @@ class _Compiler:
         return "WITH " + ",\n".join(parts) + "\n", params
 
     def base_cte(self) -> Sql:
-        cols = [quote_ident(c) for c in _BASE_COLUMNS]
+        system = self.source.system_sql
+        if system is None:
+            cols = [quote_ident(c) for c in _BASE_COLUMNS]
+        else:
+            cols = [quote_ident(c) for c in (*_BASE_COLUMNS[:4], *self.source.carried)]
+            cols += [f"{system[c]} AS {quote_ident(c)}" for c in _BASE_COLUMNS[4:]
+                     if c in self.system_used]
         params: list = []
         for c, e in self.discovered.values():
             cols.append(f"{e.text} AS {quote_ident(c.ident)}")
@@ -637,6 +680,7 @@ class _Compiler:
                                     f"produced exist ({known})", ref.span)
         if name in SYSTEM_FIELDS:
             column, kind = SYSTEM_FIELDS[name]
+            self.system_used.add(column)
             return col(column, kind)
         return self.discover(ref)
 
@@ -1093,7 +1137,8 @@ class _Compiler:
     def compile_filter(self, node: Filter) -> None:
         self.materialize()
         cond = to_bool(self.expr(node.condition))
-        self.add_cte(sql(f"SELECT * FROM {quote_ident(self.current)} WHERE {{0}}", cond))
+        self.add_cte(sql(f"SELECT * FROM {quote_ident(self.current)} WHERE {{0}}", cond),
+                     changes_rows=True)
 
     def compile_filter_index(self, node: FilterIndex) -> None:
         self.compile_filter(Filter(node.condition, node.span))
@@ -1104,6 +1149,9 @@ class _Compiler:
         self.materialize()
         if self.stats_count == 0:
             self.mark_match()
+        # recordsMatched folded into the first stats when it reads the matched events
+        # directly: the sum of its groups' counts, on every row (a window over the groups)
+        fold = self.stats_count == 0 and self.match_cte == self.current
         self.stats_count += 1
         groups: dict[str, Sql] = {}
         group_items: list[tuple[str, Sql, Expr]] = []
@@ -1137,11 +1185,14 @@ class _Compiler:
         for name, e, expr in group_items:
             c = new_defined[name]
             order.append(_order_items(col(c.ident, c.kind), descending=c.kind == TIME))
+        if fold:
+            selects.append(Sql(f"sum(count(*)) OVER () AS {quote_ident('m_matched')}"))
+        self.matched_alive = fold
         body = fill("SELECT {args} FROM " + quote_ident(self.current), selects, DYN)
         if group_items:
             body = Sql(body.text + " GROUP BY " + ", ".join(
                 str(i + 1) for i in range(len(group_items))), body.params)
-        self.add_cte(body)
+        self.add_cte(body, changes_rows=True)
         self.row_mode = False
         self.defined = new_defined
         self.expr_cols = expr_cols
@@ -1154,10 +1205,21 @@ class _Compiler:
     def compile_sort(self, node: Sort) -> None:
         self.materialize()
         keys = []
+        numbers: list[Sql] = []
         for key in node.keys:
             e = self.expr(key.expr)
+            isnum = None
+            if not _numeric(e.kind):
+                # "is a number" (a regex) is used by all three ORDER BY items of a text key:
+                # computed once per event, in a column of its own
+                ident = self.fresh("k")
+                numbers.append(sql(f"{{0}} AS {quote_ident(ident)}", _is_number(scalar(e))))
+                isnum = col(ident, BOOL)
             # Without asc/desc a sort is ascending (the reference leaves it open; SQL's default)
-            keys.append(_order_items(e, descending=bool(key.descending)))
+            keys.append(_order_items(e, descending=bool(key.descending), isnum=isnum))
+        if numbers:
+            self.add_cte(fill("SELECT *, {args} FROM " + quote_ident(self.current), numbers,
+                              DYN))
         tiebreak = [Sql('"ts" DESC'), Sql('"seq" DESC')] if self.row_mode else \
             list(self._stats_order)
         self.order = keys + tiebreak
@@ -1184,7 +1246,8 @@ class _Compiler:
         text = (f"SELECT * FROM {quote_ident(self.current)} QUALIFY ({nulls}) OR "
                 f"row_number() OVER (PARTITION BY {partition.text}"
                 + (f" ORDER BY {order.text}" if order.text else "") + ") = 1")
-        self.add_cte(Sql(text, tuple(null_params) + partition.params + order.params))
+        self.add_cte(Sql(text, tuple(null_params) + partition.params + order.params),
+                     changes_rows=True)
 
     def compile_unmask(self, node: Unmask) -> None:
         self.unmask = True  # nothing is masked in this store: all content is already shown
@@ -1208,7 +1271,7 @@ class _Compiler:
             kind = t.kind
         ident = self.fresh()
         self.add_cte(sql(f"SELECT *, unnest({{0}}) AS {quote_ident(ident)} "
-                         f"FROM {quote_ident(self.current)}", items))
+                         f"FROM {quote_ident(self.current)}", items), changes_rows=True)
         self.defined[node.into] = _Col(ident, kind)
         self.extracted[node.into] = _Col(ident, kind)
 
@@ -1248,7 +1311,7 @@ class _Compiler:
                                    f"ELSE {list_ident} END) AS {quote_ident(ident)}"))
                 idents.append(ident)
             self.add_cte(fill("SELECT *, {args} FROM " + quote_ident(self.current), selects,
-                              DYN))
+                              DYN), changes_rows=True)
             self._bind_fields([n for n, _ in wanted], idents)
             return
         struct = quote_ident(self.fresh())

@@ -250,3 +250,88 @@ def test_api_results_identical_materialized_or_not_and_after_restart(tmp_path, f
         assert sorted(r[0][1] for r in rows) in (["1", "yes"], ["1.0", "yes"])
     finally:
         srv.stop()
+
+
+# -- recordsScanned / bytesScanned from log_counts -------------------------------------------
+
+def _direct(st, gids, lo, hi):
+    n, b = st.con.execute(
+        "SELECT count(*), sum(strlen(message)) FROM log_events WHERE list_contains(?, group_id)"
+        " AND ts >= ? AND ts <= ?", [gids, lo, hi]).fetchone()
+    return n, b or 0
+
+
+def test_scanned_counts_equal_a_scan_of_the_events(tmp_path, monkeypatch):
+    import metricstore.store.logs as logs_module
+    st, logs = _store(tmp_path, max_fields=0)
+    rng = np.random.default_rng(4)
+    H = logs_module.HOUR_MS
+    groups = [st.write_sync(lambda w, k=k: logs.create_group(w, "a", "r", f"/g{k}", 0, None,
+                                                             "STANDARD")) for k in range(2)]
+    sids = {}
+    for g in groups:
+        for k in range(2):
+            sids[g.id, k] = st.write_sync(
+                lambda w, g=g, k=k: logs.create_stream(w, g.id, f"s{k}", 0))
+    # events over ~6 hours, calls straddling hour boundaries, some before the epoch hour 0
+    for call in range(40):
+        g = groups[call % 2]
+        sid = sids[g.id, call % 3 % 2]
+        ts = np.sort(rng.integers(-H // 2, 6 * H, 25)).astype(np.int64)
+        msgs = [("é" * int(rng.integers(0, 4))) + "x" * int(rng.integers(0, 40)) for _ in ts]
+        batch = EventBatch(ts, msgs, 0)
+        st.write_sync(lambda w, g=g, sid=sid, b=batch: logs.append(w, g.id, sid, b, 0))
+
+    def check():
+        for lo, hi in [(-H, 7 * H), (0, H - 1), (H // 3, 4 * H + 17), (2 * H, 2 * H),
+                       (H - 1, H), (5 * H + 1, 3 * H), *[tuple(sorted(rng.integers(-H, 7 * H, 2)))
+                                                      for _ in range(30)]]:
+            for gids in ([groups[0].id], [g.id for g in groups], [99]):
+                lo, hi = int(lo), int(hi)
+                assert logs.scanned(st.cursor(), gids, lo, hi) == _direct(st, gids, lo, hi), \
+                    (gids, lo, hi)
+    check()
+    st.write_sync(lambda w: logs.delete_stream(w, groups[1].id, "s1"))
+    check()
+    # retention: the cutoff's hour is recounted, earlier hours dropped
+    st.write_sync(lambda w: logs.set_retention(w, groups[0], 1))
+    st.write_sync(lambda w: logs.expire(w, 86_400_000 + 2 * H + H // 3))
+    assert _direct(st, [groups[0].id], -H, 2 * H)[0] == 0
+    check()
+    # merging the per-call rows keeps the sums
+    monkeypatch.setattr(logs_module, "_COUNTS_MERGE_ROWS", 5)
+    before = st.con.execute("SELECT count(*) FROM log_counts").fetchone()[0]
+    st.write_sync(lambda w: logs.expire(w, 0))
+    assert st.con.execute("SELECT count(*) FROM log_counts").fetchone()[0] < before
+    check()
+    st.write_sync(lambda w: logs.delete_group(w, groups[0]))
+    check()
+    st.close()
+
+
+def test_counts_are_built_for_a_store_written_without_them(tmp_path):
+    st, logs = _store(tmp_path, max_fields=0)
+    _append(st, logs, ["a", "bb", "{}"], t0=5_000_000)
+    st.con.execute("DELETE FROM log_counts")
+    st.close()
+    st, logs = _store(tmp_path, max_fields=0)
+    g, _ = _group(st, logs)
+    assert logs.scanned(st.cursor(), [g.id], 0, 10 ** 10) == (3, 5)
+    st.close()
+
+
+def test_many_mapped_fields_fill_only_the_batch_keys(tmp_path, monkeypatch):
+    import metricstore.store.logs as logs_module
+    monkeypatch.setattr(logs_module, "_FILL_ALL_MAX", 2)
+    st, logs = _store(tmp_path)
+    _append(st, logs, CORPUS[:3])
+    _append(st, logs, CORPUS, t0=100)
+    _append(st, logs, ['{"s": "late", "level": {"o": 1}, "new1": 2}'], t0=200)
+    assert "new1" in logs.fields and len(logs.fields) > 2
+    for name, c in logs.fields.items():
+        text, params = default_field_sql(name.split("."), '"doc"')
+        bad = st.con.execute(
+            f'SELECT seq FROM (SELECT *, TRY_CAST(message AS JSON) AS doc FROM log_events)'
+            f' WHERE "{c}" IS DISTINCT FROM ({text})', params).fetchall()
+        assert not bad, name
+    st.close()

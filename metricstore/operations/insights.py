@@ -66,6 +66,9 @@ class QueryRunner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ms-insights")
         self._running: dict[str, object] = {}      # query id -> cursor
         self._stopped: set[str] = set()
+        # query id -> run()'s outcome until the row holding it is committed, so that
+        # GetQueryResults need not wait for that write (nor the query for a "Running" one)
+        self.finished: dict[str, dict] = {}
         self._lock = threading.Lock()
         store.extend_schema(DDL)
         store.con.execute("UPDATE insights_queries SET status = 'Failed'"
@@ -75,7 +78,8 @@ class QueryRunner:
         with self._lock:
             return sum(1 for a in self._running.values() if a[1] == account)
 
-    def run(self, qid: str, account: str, compiled, scan_sql: str, scan_params: list) -> dict:
+    def run(self, qid: str, account: str, compiled, scanned) -> dict:
+        """Run ``compiled``; ``scanned(cursor)`` gives (recordsScanned, bytesScanned)."""
         cur = self.store.con.cursor()
         cur.execute("SET enable_progress_bar = false")
         with self._lock:
@@ -86,12 +90,13 @@ class QueryRunner:
         timer.start()
         started = time.monotonic()
         try:
-            self.store.write_sync(lambda w: w.execute(
-                "UPDATE insights_queries SET status = 'Running' WHERE query_id = ?", [qid]))
             rows = cur.execute(compiled.sql, compiled.params).fetchall()
-            matched = cur.execute(compiled.count_sql, compiled.count_params).fetchone()[0] \
-                if compiled.count_sql else len(rows)
-            scanned, nbytes = cur.execute(scan_sql, scan_params).fetchone()
+            scanned, nbytes = scanned(cur)
+            # the result's last column when the compiler could fold it in (see Compiled)
+            matched = rows[0][-1] if compiled.matched_column and rows else None
+            if matched is None:
+                matched = scanned if compiled.matched_all else cur.execute(
+                    compiled.count_sql, compiled.count_params).fetchone()[0]
             results = insights_format.format_rows(compiled, rows)
             stats = {"recordsMatched": float(matched), "recordsScanned": float(scanned),
                      "bytesScanned": float(nbytes or 0)}
@@ -109,6 +114,16 @@ class QueryRunner:
             with self._lock:
                 self._running.pop(qid, None)
             cur.close()
+
+    def status(self, qid: str, row_status: str) -> tuple[str, dict | None]:
+        """A query's status, newer than its row's while the row lags behind (the row says
+        Scheduled until the outcome is written), and its outcome if finished."""
+        out = self.finished.get(qid)
+        if out is not None:
+            return out["status"], out
+        with self._lock:
+            running = qid in self._running
+        return ("Running" if running and row_status == "Scheduled" else row_status), None
 
     def _timeout(self, qid: str) -> None:
         with self._lock:
@@ -162,16 +177,21 @@ def _groups_for(ctx: Context, logGroupName, logGroupNames, logGroupIdentifiers):
     return groups
 
 
-# Every column of log_events but the ids: ts, ingest, seq, message and the materialized field
-# columns (f_<n>, generated names), which Server.log_field_sql hands the compiler.
-RELATION = ("(SELECT e.* EXCLUDE (group_id, stream_id), s.name AS log_stream,"
-            " g.account || ':' || g.name AS log_group,"
-            " printf('%x-%x', e.group_id, e.seq) AS ptr"
-            " FROM log_events e JOIN log_streams s ON s.id = e.stream_id"
-            " JOIN log_groups g ON g.id = e.group_id"
-            " WHERE e.group_id IN (SELECT unnest(?)) AND e.ts >= ? AND e.ts <= ?)")
-SCAN = ("SELECT count(*), sum(strlen(message)) FROM log_events WHERE group_id IN (SELECT unnest(?))"
-        " AND ts >= ? AND ts <= ?")
+def events_source(field_sql, gids: list[int], lo_ms: int, hi_ms: int):
+    """The compiler's Source over the events of groups ``gids`` with ``lo_ms <= ts <=
+    hi_ms``.  The relation is log_events itself (every column: ts, ingest, seq, message,
+    the ids and the materialized field columns f_<n>, which Server.log_field_sql hands the
+    compiler); the stream and group names are looked up only when a query uses them, and
+    @ptr is built for the rows a query returns, not for every event."""
+    ids = ", ".join("?" * len(gids))
+    return insights_compile.Source(
+        f"SELECT * FROM log_events WHERE group_id IN ({ids}) AND ts >= ? AND ts <= ?",
+        field_sql, (*gids, lo_ms, hi_ms),
+        system_sql={"log_stream": "(SELECT s.name FROM log_streams s WHERE s.id = stream_id)",
+                    "log_group": "(SELECT g.account || ':' || g.name FROM log_groups g"
+                                 " WHERE g.id = group_id)",
+                    "ptr": "printf('%x-%x', group_id, seq)"},
+        carried=("group_id",))
 
 
 def malformed(err: QueryError, text: str) -> ServiceError:
@@ -199,11 +219,11 @@ async def start_query(ctx: Context, startTime, endTime, queryString, queryLangua
                            f"Account maximum query concurrency limit of [{MAX_CONCURRENT}] reached.")
     now_ms = ctx.server.clock.now_ms()
     # AWS's end second is inclusive: every event up to endTime + 999 ms counts.
-    rel_params = ([g.id for g in groups], startTime * 1000, endTime * 1000 + 999)
+    gids, lo_ms, hi_ms = [g.id for g in groups], startTime * 1000, endTime * 1000 + 999
     try:
         q = insights_parser.parse(queryString)
         compiled = insights_compile.compile_query(
-            q, insights_compile.Source(RELATION, ctx.server.log_field_sql, rel_params),
+            q, events_source(ctx.server.log_field_sql, gids, lo_ms, hi_ms),
             limit_default=limit or 1000, limit_max=RESULT_ROWS_MAX, now_ms=now_ms)
     except QueryError as e:
         raise malformed(e, queryString) from None
@@ -219,14 +239,20 @@ async def start_query(ctx: Context, startTime, endTime, queryString, queryLangua
     await ctx.store.write(insert)
 
     async def background():
-        out = await runner.submit(runner.run, qid, ctx.account, compiled, SCAN, list(rel_params))
+        logs = ctx.server.logs
+        out = await runner.submit(runner.run, qid, ctx.account, compiled,
+                                  lambda cur: logs.scanned(cur, gids, lo_ms, hi_ms))
+        runner.finished[qid] = out
 
         def finish(w):
             w.execute("UPDATE insights_queries SET status = ?, results = ?, statistics = ?,"
                       " duration_ms = ? WHERE query_id = ?",
                       [out["status"], json.dumps(out.get("results", [])),
                        json.dumps(out.get("statistics") or {}), out.get("duration_ms"), qid])
-        await ctx.store.write(finish)
+        try:
+            await ctx.store.write(finish)
+        finally:
+            runner.finished.pop(qid, None)
     task = asyncio.get_running_loop().create_task(background())
     ctx.server.background.add(task)
     task.add_done_callback(ctx.server.background.discard)
@@ -245,7 +271,12 @@ async def _query_row(ctx: Context, qid: str):
 @operation("logs", "GetQueryResults")
 async def get_query_results(ctx: Context, queryId, nextToken=None, maxItems=None):
     status, results, stats, *_ = await _query_row(ctx, queryId)
-    rows = json.loads(results) if results else []
+    status, out = _runner(ctx).status(queryId, status)
+    if out is not None:
+        rows, stats = out.get("results", []), out.get("statistics")
+    else:
+        rows = json.loads(results) if results else []
+        stats = json.loads(stats) if stats else None
     offset = 0
     if nextToken:
         tok = _untoken(nextToken)
@@ -254,7 +285,7 @@ async def get_query_results(ctx: Context, queryId, nextToken=None, maxItems=None
         offset = tok
     size = maxItems or RESULT_ROWS_MAX
     out = {"queryLanguage": "CWLI", "results": rows[offset:offset + size], "status": status,
-           "statistics": json.loads(stats) if stats else
+           "statistics": stats or
            {"recordsMatched": 0.0, "recordsScanned": 0.0, "bytesScanned": 0.0}}
     if offset + size < len(rows):
         out["nextToken"] = _token(offset + size)
@@ -264,6 +295,7 @@ async def get_query_results(ctx: Context, queryId, nextToken=None, maxItems=None
 @operation("logs", "StopQuery")
 async def stop_query(ctx: Context, queryId):
     status, *_ = await _query_row(ctx, queryId)
+    status, _ = _runner(ctx).status(queryId, status)
     if status not in ("Scheduled", "Running"):
         raise invalid(f"Query {queryId} is not running (status {status}).")
     return {"success": _runner(ctx).stop(queryId) or status == "Scheduled"}
@@ -277,7 +309,11 @@ async def describe_queries(ctx: Context, logGroupName=None, status=None, maxResu
         " FROM insights_queries WHERE account = ? AND region = ? ORDER BY created DESC, query_id",
         [ctx.account, ctx.region]).fetchall())
     items = []
+    runner = _runner(ctx)
     for qid, text, st, created, names, duration in rows:
+        st, out = runner.status(qid, st)
+        if out is not None:
+            duration = out.get("duration_ms")
         names = json.loads(names)
         if status and st != status:
             continue

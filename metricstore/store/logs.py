@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from query.insights_compile import json_pointer
 
@@ -63,12 +64,28 @@ CREATE TABLE IF NOT EXISTS log_tags (group_id INTEGER, key VARCHAR, value VARCHA
 -- Logs Insights fields materialized at ingest: field name -> generated column of log_events
 -- (col NULL on the one row named '' = "frozen": a field was refused, no column is ever added)
 CREATE TABLE IF NOT EXISTS log_fields (name VARCHAR PRIMARY KEY, col VARCHAR);
+-- Events and message bytes per group, stream and hour (floor(ts / 1 h)), for Logs Insights'
+-- recordsScanned / bytesScanned without reading the messages.  Append-only (one row per
+-- PutLogEvents call and hour); maintenance merges the rows (LogsStore.expire).
+CREATE TABLE IF NOT EXISTS log_counts (
+    group_id  INTEGER NOT NULL,
+    stream_id INTEGER NOT NULL,
+    hour      BIGINT NOT NULL,
+    events    BIGINT NOT NULL,
+    bytes     BIGINT NOT NULL         -- sum(strlen(message)): UTF-8 bytes
+);
 """
 
 #: Columns of log_events that are not materialized fields, in table order.
 EVENT_COLUMNS = ("group_id", "stream_id", "ts", "ingest", "seq", "message")
 #: At most this many materialized field columns; other fields are extracted at query time.
 MAX_FIELD_COLUMNS = 500
+#: log_counts bucket size (ms).
+HOUR_MS = 3_600_000
+# floor(ts / 1 h) in SQL (integer division truncates towards zero)
+_HOUR_SQL = f"((ts - (((ts % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})) // {HOUR_MS})"
+# log_counts rows above which maintenance merges them
+_COUNTS_MERGE_ROWS = 20_000
 # Field names that are materialized: top-level keys of JSON objects.  Keys that could be array
 # indexes (digits, "-"), contain "." (ambiguous with nesting), start with "@" (shown as "@@x")
 # or need escaping in a JSON pointer, and nested names (``a.b``), are left to query-time
@@ -76,10 +93,11 @@ MAX_FIELD_COLUMNS = 500
 _SEGMENT_RE = r"[A-Za-z_$][A-Za-z0-9_$:-]*"
 _FIELD_COL_RE = re.compile(r"f_([0-9]+)")
 
-# The distinct top-level keys of the batch's (the Arrow table ``_ingest_events``) JSON objects
-# that may be materialized.
-_KEYS = ("SELECT DISTINCT k FROM (SELECT unnest(json_keys(TRY_CAST(message AS JSON))) AS k"
-         f" FROM _ingest_events) WHERE regexp_full_match(k, '{_SEGMENT_RE}')")
+_SEGMENT = re.compile(_SEGMENT_RE)
+# The distinct key lists of the batch's (the Arrow table ``_ingest_events``) JSON objects.
+_KEYS_LISTS = "SELECT DISTINCT json_keys(TRY_CAST(message AS JSON)) FROM _ingest_events"
+# With more mapped fields than this, a batch's keys are found first and only they are filled.
+_FILL_ALL_MAX = 64
 # Which of the JSON pointers $1 some event of the batch holds a scalar (not an object, array or
 # null) at: their 1-based positions in $1.
 _SCALAR_AT = ("SELECT DISTINCT unnest(list_filter(list_transform("
@@ -135,13 +153,18 @@ class MetricFilter:
 class LogsStore:
     """Groups, streams, events and metric filters.
 
-    Discovered fields (Logs Insights) are materialized at ingest: :meth:`append` finds, in
-    DuckDB over the batch's Arrow table, the field names its JSON messages hold (see
-    ``_KEYS`` and ``_SCALAR_AT``: top-level keys; nested ``a.b`` names are not materialized),
-    adds a VARCHAR column ``f_<n>`` to ``log_events`` for each new one (the
-    name → column map is the ``log_fields`` table, cached in ``fields``) and fills, in the
-    same INSERT, every mapped column the batch has, with exactly the SQL the query compiler
-    uses without one (``query.insights_compile.default_field_sql``).
+    Discovered fields (Logs Insights) are materialized at ingest: :meth:`append` computes, in
+    one DuckDB pass over the batch's Arrow table, every JSON object's keys and the values of
+    the fields already mapped, with exactly the SQL the query compiler uses without a column
+    (``query.insights_compile.default_field_sql``).  Keys not seen before that some event
+    holds a scalar for (``_SCALAR_AT``; top-level keys that fit ``_SEGMENT_RE``; nested
+    ``a.b`` names are not materialized) get a VARCHAR column ``f_<n>`` of ``log_events``
+    (the name → column map is the ``log_fields`` table, cached in ``fields``) and the pass is
+    run again for that batch.  The values are inserted with the events, in the same INSERT.
+
+    ``log_counts`` holds the events and message bytes per group, stream and hour, kept in the
+    same transaction as the events, so that :meth:`scanned` (recordsScanned/bytesScanned)
+    reads no message text but the partial hours at the ends of a range.
 
     Invariant (what makes a column usable by queries): for every mapped name, every stored
     event for which the query-time extraction would give a value has that value in the
@@ -179,6 +202,11 @@ class LogsStore:
             con.execute("INSERT OR IGNORE INTO log_fields VALUES ('', NULL)")
             self.fields_frozen = True
         self._lock = threading.Lock()
+        # a store written before log_counts existed: count its events once
+        if con.execute("SELECT NOT EXISTS (SELECT 1 FROM log_counts)"
+                       " AND EXISTS (SELECT 1 FROM log_events)").fetchone()[0]:
+            con.execute(f"INSERT INTO log_counts SELECT group_id, stream_id, {_HOUR_SQL} AS h,"
+                        " count(*), sum(strlen(message)) FROM log_events GROUP BY ALL")
         self._next_group = (con.execute("SELECT max(id) FROM log_groups").fetchone()[0] or 0) + 1
         self._next_stream = (con.execute("SELECT max(id) FROM log_streams").fetchone()[0] or 0) + 1
         self._next_seq = (con.execute("SELECT max(seq) FROM log_events").fetchone()[0] or 0) + 1
@@ -221,6 +249,7 @@ class LogsStore:
 
     def delete_group(self, w: WriteContext, g: LogGroup) -> None:
         w.execute("DELETE FROM log_events WHERE group_id = ?", [g.id])
+        w.execute("DELETE FROM log_counts WHERE group_id = ?", [g.id])
         w.execute("DELETE FROM log_streams WHERE group_id = ?", [g.id])
         w.execute("DELETE FROM log_tags WHERE group_id = ?", [g.id])
         w.execute("DELETE FROM metric_filters WHERE group_id = ?", [g.id])
@@ -295,6 +324,7 @@ class LogsStore:
     def delete_stream(self, w: WriteContext, gid: int, name: str) -> None:
         sid = self.streams.get((gid, name))
         w.execute("DELETE FROM log_events WHERE stream_id = ?", [sid])
+        w.execute("DELETE FROM log_counts WHERE stream_id = ?", [sid])
         w.execute("DELETE FROM log_streams WHERE id = ?", [sid])
         self.streams.pop((gid, name), None)
         w.on_rollback(lambda: self.streams.__setitem__((gid, name), sid))
@@ -318,26 +348,11 @@ class LogsStore:
             else pa.array(batch.messages, type=pa.string()),
         })
         batch.arrow = _ingest_events.column("message")
-        columns = self._columns_for(w, self._discover(w, _ingest_events)) \
-            if (self.fields or not self.fields_frozen) else ()
-        if not columns:
-            w.con.execute(f"INSERT INTO log_events ({', '.join(EVENT_COLUMNS)})"
-                          " SELECT * FROM _ingest_events")
-        else:
-            # The value of field k is what query.insights_compile.default_field_sql gives
-            # (`CASE WHEN json_type(doc, p) NOT IN ('OBJECT', 'ARRAY') THEN
-            # json_extract_string(doc, p) END`), here with the multi-path forms of both
-            # functions, so that each message is parsed twice, not twice per field.
-            paths = [json_pointer(name.split(".")) for name, _ in columns]
-            w.con.execute(
-                f"INSERT INTO log_events ({', '.join(EVENT_COLUMNS)}, "
-                f"{', '.join(quote_ident(c) for _, c in columns)})"
-                f" SELECT {', '.join(EVENT_COLUMNS)}, " + ", ".join(
-                    f"CASE WHEN ty[{k}] NOT IN ('OBJECT', 'ARRAY') THEN st[{k}] END"
-                    for k in range(1, len(columns) + 1)) +
-                " FROM (SELECT *, json_type(doc, $1) AS ty, json_extract_string(doc, $1) AS st"
-                " FROM (SELECT *, TRY_CAST(message AS JSON) AS doc FROM _ingest_events))",
-                [paths])
+        if self.fields or not self.fields_frozen:
+            _ingest_events = self._with_fields(w, _ingest_events)
+        names = ", ".join(map(quote_ident, _ingest_events.column_names))
+        w.con.execute(f"INSERT INTO log_events ({names}) SELECT * FROM _ingest_events")
+        self._count(w, gid, sid, _ingest_events)
         lo, hi = int(np.min(batch.ts)), int(np.max(batch.ts))
         w.execute("UPDATE log_streams SET first_ts = least(coalesce(first_ts, ?), ?),"
                   " last_ts = greatest(coalesce(last_ts, ?), ?), last_ingest = ?,"
@@ -345,20 +360,104 @@ class LogsStore:
                   [lo, lo, hi, hi, now_ms, batch.nbytes, sid])
         return first
 
+    @staticmethod
+    def _count(w: WriteContext, gid: int, sid: int, events) -> None:
+        """Add the batch's events and message bytes to log_counts, per hour."""
+        ts = events.column("ts").to_numpy()
+        nbytes = pc.binary_length(events.column("message")).to_numpy(zero_copy_only=False)
+        hours, where = np.unique(ts // HOUR_MS, return_inverse=True)
+        w.execute("INSERT INTO log_counts SELECT ?, ?, unnest(?), unnest(?), unnest(?)",
+                  [gid, sid, hours.tolist(), np.bincount(where).tolist(),
+                   np.bincount(where, weights=nbytes).astype(np.int64).tolist()])
+
+    def scanned(self, cur, gids: list[int], lo_ms: int, hi_ms: int) -> tuple[int, int]:
+        """(events, message bytes) of the groups ``gids`` with ``lo_ms <= ts <= hi_ms``: the
+        whole hours inside the range from log_counts, the partial hours at its ends from the
+        events themselves (Logs Insights' recordsScanned and bytesScanned)."""
+        if not gids:
+            return 0, 0
+        ids = ", ".join("?" * len(gids))
+        edge = (f"SELECT count(*) AS n, sum(strlen(message)) AS b FROM log_events"
+                f" WHERE group_id IN ({ids}) AND ts >= ? AND ts <= ?")
+        first = -(-lo_ms // HOUR_MS)                 # first hour starting at or after lo
+        last = (hi_ms + 1) // HOUR_MS - 1            # last hour ending at or before hi
+        if first > last:
+            sql, params = edge, [*gids, lo_ms, hi_ms]
+        else:
+            sql = (f"SELECT sum(n), sum(b) FROM ({edge} UNION ALL {edge} UNION ALL"
+                   f" SELECT sum(events), sum(bytes) FROM log_counts"
+                   f" WHERE group_id IN ({ids}) AND hour >= ? AND hour <= ?)")
+            params = [*gids, lo_ms, first * HOUR_MS - 1, *gids, (last + 1) * HOUR_MS, hi_ms,
+                      *gids, first, last]
+        n, b = cur.execute(sql, params).fetchone()
+        return int(n or 0), int(b or 0)
+
     # -- materialized fields ----------------------------------------------------------------
-    def _discover(self, w: WriteContext, _ingest_events) -> list[str]:
-        """The field names the batch holds a scalar for (top-level keys of JSON objects that
-        fit ``_SEGMENT_RE``), sorted.  Keys already materialized are not type-checked (their
-        column is filled with NULL where the value is an object or array)."""
-        keys = sorted(r[0] for r in w.con.execute(_KEYS).fetchall())
-        fields = self.fields
-        new = [k for k in keys if k not in fields]
+    def _with_fields(self, w: WriteContext, _ingest_events: pa.Table) -> pa.Table:
+        """The batch plus a column (named after its ``f_<n>``) for each materialized field it
+        holds, after discovering (and mapping) the batch's new field names.
+
+        One pass over the messages (:meth:`_fill`) computes both the values of the mapped
+        fields and every JSON object's key list; only when the batch holds names not mapped
+        are they type-checked (``_SCALAR_AT``: objects and arrays are no fields), and when
+        some get a column, the values are computed again.  With many mapped names, the
+        batch's keys are found first and only those filled."""
+        discover = not self.fields_frozen
+        names = list(self.fields)
+        if len(names) > _FILL_ALL_MAX:
+            keys = self._batch_keys(w.con.execute(_KEYS_LISTS).to_arrow_table().column(0))
+            names = self._map_new(w, keys, _ingest_events)
+            values = self._fill(w, _ingest_events, names, keys=False)
+        else:
+            values = self._fill(w, _ingest_events, names, keys=discover)
+            if discover:
+                keys = self._batch_keys(values.column("k"))
+                if any(k not in self.fields for k in keys):
+                    mapped = len(self.fields)
+                    self._map_new(w, keys, _ingest_events)
+                    if len(self.fields) > mapped:
+                        names = list(self.fields)
+                        values = self._fill(w, _ingest_events, names, keys=False)
+        for name in names:
+            column = values.column(quote_ident(name))
+            if column.null_count < len(column):       # absent from the batch: stays NULL
+                _ingest_events = _ingest_events.append_column(self.fields[name], column)
+        return _ingest_events
+
+    def _fill(self, w: WriteContext, _ingest_events, names: list[str], keys: bool) -> pa.Table:
+        """The value of each of ``names`` for every event (a column named ``"name"``), and
+        with ``keys`` every event's JSON key list (``k``).  The value is what
+        query.insights_compile.default_field_sql gives (`CASE WHEN json_type(doc, p) NOT IN
+        ('OBJECT', 'ARRAY') THEN json_extract_string(doc, p) END`), here with the multi-path
+        forms of both functions, so that each message is parsed a fixed number of times."""
+        selects = [f"CASE WHEN ty[{k}] NOT IN ('OBJECT', 'ARRAY') THEN st[{k}] END"
+                   for k in range(1, len(names) + 1)]
+        if keys:
+            selects.append("json_keys(doc) AS k")
+        if not selects:
+            return pa.table({})
+        # result columns are positional; they are named here, never in SQL text
+        table = w.con.execute(
+            f"SELECT {', '.join(selects)} FROM (SELECT doc, json_type(doc, $1) AS ty,"
+            " json_extract_string(doc, $1) AS st FROM (SELECT TRY_CAST(message AS JSON) AS doc"
+            " FROM _ingest_events))", [[json_pointer([n]) for n in names]]).to_arrow_table()
+        return table.rename_columns([quote_ident(n) for n in names] + (["k"] if keys else []))
+
+    @staticmethod
+    def _batch_keys(lists) -> list[str]:
+        """The distinct keys of an Arrow column of key lists that may be materialized."""
+        flat = pc.unique(pc.list_flatten(lists)).to_pylist()
+        return sorted(k for k in flat if k is not None and _SEGMENT.fullmatch(k))
+
+    def _map_new(self, w: WriteContext, keys: list[str], _ingest_events) -> list[str]:
+        """Map (add columns for) the keys of the batch not yet mapped that some event holds a
+        scalar for; returns the mapped names among ``keys``."""
+        new = [k for k in keys if k not in self.fields]
         if new and not self.fields_frozen:
             hit = {r[0] for r in w.con.execute(
                 _SCALAR_AT, [[json_pointer([k]) for k in new]]).fetchall()}
-            new = {k for i, k in enumerate(new, 1) if i in hit}
-            keys = [k for k in keys if k in fields or k in new]
-        return keys
+            self._columns_for(w, [k for i, k in enumerate(new, 1) if i in hit])
+        return [k for k in keys if k in self.fields]
 
     def _columns_for(self, w: WriteContext, names) -> list[tuple[str, str]]:
         """(name, column) for each of ``names`` that is or becomes materialized: new names get
@@ -403,9 +502,26 @@ class LogsStore:
             " g.retention IS NOT NULL AND e.ts < ? - g.retention * 86400000::BIGINT",
             [now_ms]).fetchone()[0]
         if n:
+            # the hours wholly before a group's cutoff go; the cutoff's hour is recounted
+            cut = ("SELECT id, ? - retention * 86400000::BIGINT AS c FROM log_groups"
+                   " WHERE retention IS NOT NULL")
+            w.con.execute(f"DELETE FROM log_counts USING ({cut}) k WHERE group_id = k.id"
+                          f" AND hour * {HOUR_MS} < k.c", [now_ms])
+            w.con.execute(
+                f"INSERT INTO log_counts SELECT group_id, stream_id, {_HOUR_SQL}, count(*),"
+                f" sum(strlen(message)) FROM log_events e JOIN ({cut}) k ON e.group_id = k.id"
+                f" WHERE e.ts < k.c - (((k.c % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS}) + {HOUR_MS}"
+                " GROUP BY ALL", [now_ms])
             w.con.execute(
                 "UPDATE log_streams s SET first_ts = x.lo, last_ts = x.hi FROM ("
                 " SELECT st.id, min(e.ts) AS lo, max(e.ts) AS hi FROM log_streams st"
                 " LEFT JOIN log_events e ON e.stream_id = st.id GROUP BY st.id) x"
                 " WHERE s.id = x.id AND s.first_ts IS DISTINCT FROM x.lo")
+        if w.con.execute("SELECT count(*) FROM log_counts").fetchone()[0] > _COUNTS_MERGE_ROWS:
+            w.con.execute("CREATE OR REPLACE TEMP TABLE _log_counts AS SELECT group_id,"
+                          " stream_id, hour, sum(events) AS e, sum(bytes) AS b FROM log_counts"
+                          " GROUP BY ALL")
+            w.con.execute("DELETE FROM log_counts")
+            w.con.execute("INSERT INTO log_counts SELECT * FROM _log_counts")
+            w.con.execute("DROP TABLE _log_counts")
         return n
