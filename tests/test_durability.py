@@ -57,23 +57,30 @@ def _verify(srv: LiveServer, namespace: str, acked: list[int]):
         assert sum(p["SampleCount"] for p in r["Datapoints"]) == 50.0
 
 
-def test_sigkill_during_ingest_loses_nothing(tmp_path):
+def _kill_and_restart(tmp_path, ingest_until_killed, verify) -> None:
+    """Ingest until SIGKILL (background rounds every second, so the kill can land in a
+    compaction or retention pass too), restart on the same data, verify what was acked."""
     data = tmp_path / "data"
     data.mkdir()
-    namespace = f"Crash/{uuid.uuid4().hex[:8]}"
-    # compaction every second, so a kill can land during a compaction as well
     srv = LiveServer(data, extra_args=["--compact-interval", "1"]).start()
     try:
-        acked = _ingest_until_killed(srv, namespace, 150)
+        acked = ingest_until_killed(srv)
     finally:
         if srv.proc and srv.proc.poll() is None:
             srv.kill()
     assert len(acked) >= 150
     srv2 = LiveServer(data).start()
     try:
-        _verify(srv2, namespace, acked)
+        verify(srv2, acked)
+        assert srv2.log().count("Traceback") == 0, srv2.log()[-3000:]
     finally:
         srv2.stop()
+
+
+def test_sigkill_during_ingest_loses_nothing(tmp_path):
+    namespace = f"Crash/{uuid.uuid4().hex[:8]}"
+    _kill_and_restart(tmp_path, lambda srv: _ingest_until_killed(srv, namespace, 150),
+                      lambda srv, acked: _verify(srv, namespace, acked))
 
 
 def _log_ingest_until_killed(srv: LiveServer, group: str, calls_before_kill: int):
@@ -113,45 +120,35 @@ def _log_ingest_until_killed(srv: LiveServer, group: str, calls_before_kill: int
     return sorted(acked)
 
 
+def _verify_logs(srv: LiveServer, group: str, acked) -> None:
+    logs = make_client("logs", srv.url)
+    stored: dict[str, list[str]] = {}
+    for k in range(2):
+        msgs = stored[f"w{k}"] = []
+        token = None
+        while True:
+            kw = {"nextToken": token} if token else {}
+            page = logs.get_log_events(logGroupName=group, logStreamName=f"w{k}",
+                                       startFromHead=True, **kw)
+            msgs.extend(e["message"] for e in page["events"])
+            if page["nextForwardToken"] == token:
+                break
+            token = page["nextForwardToken"]
+    present = {m.split(" event ")[0] for ms in stored.values() for m in ms}
+    missing = [(k, i) for k, i in acked if f"w{k} call {i:05d}" not in present]
+    assert not missing, f"{len(missing)} acknowledged calls lost, e.g. {missing[:5]}"
+    # every acknowledged call is whole (one transaction), in order, once
+    for k in range(2):
+        calls = [m.split(" event ")[0] for m in stored[f"w{k}"]]
+        sizes = Counter(calls)
+        assert set(sizes.values()) == {25}, f"w{k}: a torn or doubled call: {sizes}"
+        assert calls == sorted(calls), f"w{k}: events out of order"
+
+
 def test_sigkill_during_log_ingest_loses_nothing(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
     group = f"/crash/{uuid.uuid4().hex[:8]}"
-    # background rounds (retention, compaction) every second, so a kill can land in one
-    srv = LiveServer(data, extra_args=["--compact-interval", "1"]).start()
-    try:
-        acked = _log_ingest_until_killed(srv, group, 150)
-    finally:
-        if srv.proc and srv.proc.poll() is None:
-            srv.kill()
-    assert len(acked) >= 150
-    srv2 = LiveServer(data).start()
-    try:
-        logs = make_client("logs", srv2.url)
-        stored: dict[str, list[str]] = {}
-        for k in range(2):
-            msgs = stored[f"w{k}"] = []
-            token = None
-            while True:
-                kw = {"nextToken": token} if token else {}
-                page = logs.get_log_events(logGroupName=group, logStreamName=f"w{k}",
-                                           startFromHead=True, **kw)
-                msgs.extend(e["message"] for e in page["events"])
-                if page["nextForwardToken"] == token:
-                    break
-                token = page["nextForwardToken"]
-        present = {m.split(" event ")[0] for ms in stored.values() for m in ms}
-        missing = [(k, i) for k, i in acked if f"w{k} call {i:05d}" not in present]
-        assert not missing, f"{len(missing)} acknowledged calls lost, e.g. {missing[:5]}"
-        # every acknowledged call is whole (one transaction), in order, once
-        for k in range(2):
-            calls = [m.split(" event ")[0] for m in stored[f"w{k}"]]
-            sizes = Counter(calls)
-            assert set(sizes.values()) == {25}, f"w{k}: a torn or doubled call: {sizes}"
-            assert calls == sorted(calls), f"w{k}: events out of order"
-        assert srv2.log().count("Traceback") == 0, srv2.log()[-3000:]
-    finally:
-        srv2.stop()
+    _kill_and_restart(tmp_path, lambda srv: _log_ingest_until_killed(srv, group, 150),
+                      lambda srv, acked: _verify_logs(srv, group, acked))
 
 
 def test_clean_shutdown_and_restart_keeps_everything(tmp_path):
