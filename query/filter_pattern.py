@@ -51,6 +51,7 @@ __all__ = [
 # AWS limits (reference §0, §3).
 MAX_REGEXES = 2
 MAX_WILDCARDS_PER_SELECTOR = 1
+MAX_ARRAY_INDEX = 2**63 - 1   # the JSON path engine's bound; a larger index is refused
 MAX_WILDCARDS_PER_PATTERN = 3
 
 
@@ -426,6 +427,9 @@ def _parse_selector(tok) -> Selector:
                     "an array index must follow a property, as in $.users[0]", span)
             if inner == "*":
                 steps.append(Wildcard("element", span))
+            elif int(inner) > MAX_ARRAY_INDEX:
+                raise QuerySyntaxError(
+                    f"an array index must be at most {MAX_ARRAY_INDEX}", span)
             else:
                 steps.append(Index(int(inner), span))
         else:

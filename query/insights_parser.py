@@ -84,6 +84,13 @@ for _canon, _spellings in {
     for _s in _spellings:
         _UNITS[_s] = _canon
 
+# Upper bound on a period literal (ten thousand years, in the longest reading of each unit),
+# so that no period overflows the engine's 64-bit millisecond arithmetic.
+MAX_PERIOD_DAYS = 3_660_000
+_LONGEST_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000,
+              "w": 7 * 86_400_000, "mo": 31 * 86_400_000, "q": 92 * 86_400_000,
+              "y": 366 * 86_400_000}
+
 
 # ------------------------------------------------------------------------------------------
 # Parsing
@@ -266,7 +273,11 @@ def _period(tok: Token) -> Period:
     amount = int(m.group(1))
     if amount <= 0:
         raise QuerySyntaxError("a time period must be greater than zero", _tok_span(tok))
-    return Period(amount, _UNITS[m.group(2).lower()], _tok_span(tok))  # type: ignore[arg-type]
+    unit = _UNITS[m.group(2).lower()]
+    if amount * _LONGEST_MS[unit] > MAX_PERIOD_DAYS * 86_400_000:
+        raise QuerySyntaxError(f"a time period must be at most {MAX_PERIOD_DAYS} days",
+                               _tok_span(tok))
+    return Period(amount, unit, _tok_span(tok))  # type: ignore[arg-type]
 
 
 def _name(tok: Token) -> str:
@@ -588,6 +599,7 @@ class RegexInfo:
 #: Estimated RE2 program size above which a regex is refused (RE2 fails with "pattern too
 #: large" at roughly 3× this for Unicode classes; see test_insights_safety).
 MAX_REGEX_COST = 100_000
+MAX_REGEX_DEPTH = 100   # nested groups: deeper is refused (positioned), not a RecursionError
 MAX_REPEAT = 1000
 
 _POSIX = {"alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print",
@@ -617,6 +629,7 @@ class _RegexChecker:
         self.groups = 0
         self.names: list[tuple[str, int]] = []
         self.fold = False
+        self.depth = 0      # groups open around the current position
 
     def fail(self, message: str, start: int, end: int | None = None, unsupported=False):
         cls = UnsupportedError if unsupported else QuerySyntaxError
@@ -708,6 +721,16 @@ class _RegexChecker:
 
     def group(self) -> tuple[int, int, bool]:
         start = self.i
+        if self.depth >= MAX_REGEX_DEPTH:
+            self.fail(f"groups are nested more than {MAX_REGEX_DEPTH} deep", start,
+                      unsupported=True)
+        self.depth += 1
+        try:
+            return self._group(start)
+        finally:
+            self.depth -= 1
+
+    def _group(self, start: int) -> tuple[int, int, bool]:
         rest = self.s[self.i:]
         saved_fold = self.fold
         if rest.startswith(("(?<=", "(?<!")):

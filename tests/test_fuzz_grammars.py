@@ -124,40 +124,16 @@ def run_alarm_rule(text: str):
     return referenced_alarms(rule), render_rule(rule)
 
 
-# Inputs that hit a bug (reported; strict xfail, so a fix makes them fail loudly until this
-# table is trimmed).  Over HTTP they are skipped by the per-grammar replay and checked alone.
-KNOWN = {
-    ("insights", "regex-nested-groups"):
-        "query/insights_parser.py _RegexChecker recurses once per group: 500 nested groups "
-        "raise RecursionError, not a QueryError",
-    ("insights", "period-huge"):
-        "query/insights_compile.py: bin(99999999999999999999d) compiles; DuckDB then fails "
-        "(INT128 out of range for INT64), the query ends Failed instead of a positioned error",
-    ("filter_pattern", "json-index-huge"):
-        "query/filter_pattern.py: { $.a[99999999999999999999] = 1 } parses, then DuckDB "
-        "raises 'Binder Error: JSON path error' (FilterLogEvents answers 500)",
-}
-KNOWN_HTTP = dict(KNOWN)
-KNOWN_HTTP[("codec_logs_json", "PutLogEvents.huge-ts")] = (
-    "metricstore/operations/logs.py prepare_put_log_events: a timestamp beyond int64 "
-    "(10**30) passes the codec and np.fromiter raises OverflowError: 500, not a 400")
-
-
-def _params(kinds, known):
-    out = []
-    for k in kinds:
-        for name, data in corpus(k):
-            reason = known.get((k, name))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            out.append(pytest.param(k, name, data, id=f"{k}/{name}", marks=marks))
-    return out
+def _params(kinds):
+    return [pytest.param(k, name, data, id=f"{k}/{name}")
+            for k in kinds for name, data in corpus(k)]
 
 
 RUNNERS = {"insights": run_insights, "filter_pattern": run_filter_pattern,
            "metric_math": run_metric_math, "alarm_rule": run_alarm_rule}
 
 
-@pytest.mark.parametrize("grammar,name,data", _params(GRAMMARS, KNOWN))
+@pytest.mark.parametrize("grammar,name,data", _params(GRAMMARS))
 def test_grammar_corpus(grammar, name, data):
     text = data.decode("utf-8")
     outcome, value = within_deadline(RUNNERS[grammar], text)
@@ -223,7 +199,7 @@ def check_codec(protocol: str, req: RequestInfo) -> str:
     return "decoded"
 
 
-@pytest.mark.parametrize("kind,name,data", _params(CODECS, KNOWN))
+@pytest.mark.parametrize("kind,name,data", _params(CODECS))
 def test_codec_corpus(kind, name, data):
     protocol = CODECS[kind]
     op = name.split(".")[0]
@@ -395,27 +371,12 @@ HTTP = {"insights": http_insights, "filter_pattern": http_filter_pattern,
 @pytest.mark.parametrize("grammar", GRAMMARS)
 def test_grammar_corpus_over_http(live, grammar):
     for name, data in corpus(grammar):
-        if (grammar, name) not in KNOWN_HTTP:
-            HTTP[grammar](live, name, data.decode("utf-8"))
-
-
-@pytest.mark.parametrize("grammar,name", [
-    pytest.param(g, n, id=f"{g}/{n}", marks=pytest.mark.xfail(strict=True, reason=r))
-    for (g, n), r in KNOWN_HTTP.items() if g in HTTP])
-def test_known_bugs_over_http(live, grammar, name):
-    HTTP[grammar](live, name, (CORPUS / grammar / f"{name}.txt").read_text())
-
-
-@pytest.mark.parametrize("kind,name", [
-    pytest.param(k, n, id=f"{k}/{n}", marks=pytest.mark.xfail(strict=True, reason=r))
-    for (k, n), r in KNOWN_HTTP.items() if k in CODECS])
-def test_known_codec_bugs_over_http(own_server, kind, name):
-    post_corpus(own_server, kind, [(name, (CORPUS / kind / f"{name}.txt").read_bytes())])
+        HTTP[grammar](live, name, data.decode("utf-8"))
 
 
 @pytest.mark.parametrize("kind", list(CODECS))
 def test_codec_corpus_over_http(own_server, kind):
-    post_corpus(own_server, kind, [(n, d) for n, d in corpus(kind) if (kind, n) not in KNOWN_HTTP])
+    post_corpus(own_server, kind, corpus(kind))
 
 
 def post_corpus(server, kind: str, items) -> None:

@@ -23,9 +23,13 @@ _CT = "text/xml"
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+_CR = {"\r": "&#xD;"}
+
+
 def escape(text: str) -> str:
-    """XML-escape ``text``; characters XML 1.0 cannot carry become U+FFFD."""
-    text = _escape(text)
+    """XML-escape ``text``; characters XML 1.0 cannot carry become U+FFFD.  CR is written as
+    a character reference, as AWS writes it: a parser turns a literal CR into LF."""
+    text = _escape(text, _CR)
     return _XML_INVALID.sub("\ufffd", text) if _XML_INVALID.search(text) else text
 
 

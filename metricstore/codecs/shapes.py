@@ -320,8 +320,14 @@ def _range_checks(shape, value, path, problems):
         _bad(problems, value, path, f"Member must have value less than or equal to {hi}")
 
 
+# the wire types' ranges: a value outside cannot be read (AWS: SerializationException)
+_INT_BOUNDS = {"integer": (-2**31, 2**31 - 1), "long": (-2**63, 2**63 - 1)}
+
+
 def _build_integer(shape, strings, memo):
     has_range = "min" in shape.metadata or "max" in shape.metadata
+    lo, hi = _INT_BOUNDS[shape.type_name]
+    expected = "an integer" if shape.type_name == "integer" else "a long"
 
     def read(value, path, qpath, problems):
         if strings:
@@ -336,6 +342,9 @@ def _build_integer(shape, strings, memo):
             else:
                 _type_error(problems, value, qpath, "an integer")
                 return None
+        if not lo <= value <= hi:
+            _type_error(problems, value, qpath, expected)
+            return None
         if has_range:
             _range_checks(shape, value, path, problems)
         return value
@@ -491,7 +500,9 @@ class _FastGen:
                 out.append(f"{ind}if type({var}) is not float and (type({var}) is not int or "
                            f"not -{_MAX_DOUBLE!r} <= {var} <= {_MAX_DOUBLE!r}): raise F")
             else:
-                out.append(f"{ind}if type({var}) is not int: raise F")
+                lo, hi = _INT_BOUNDS[t]
+                out.append(f"{ind}if type({var}) is not int or not {lo} <= {var} <= {hi}: "
+                           "raise F")
             if "min" in meta:
                 out.append(f"{ind}if {var} < {meta['min']!r}: raise F")
             if "max" in meta:
