@@ -84,6 +84,10 @@ for _canon, _spellings in {
     for _s in _spellings:
         _UNITS[_s] = _canon
 
+#: Deepest expression tree accepted: the SQL it compiles to must stay within DuckDB's
+#: expression depth (1,000) and the Python stack, whatever the recursion limit.
+MAX_EXPR_DEPTH = 100
+
 # Upper bound on a period literal (ten thousand years, in the longest reading of each unit),
 # so that no period overflows the engine's 64-bit millisecond arithmetic.
 MAX_PERIOD_DAYS = 3_660_000
@@ -543,7 +547,10 @@ def _command_exprs(command: Command):
 
 
 def _check_expr(expr: Expr) -> None:
-    for node in walk(expr):
+    for node, depth in walk(expr):
+        if depth > MAX_EXPR_DEPTH:
+            raise QuerySyntaxError(f"an expression may nest at most {MAX_EXPR_DEPTH} levels "
+                                   "deep", node.span)
         if isinstance(node, FuncCall):
             spec = functions.lookup(node.name)
             if spec is None:
@@ -562,21 +569,24 @@ def _check_expr(expr: Expr) -> None:
 
 
 def walk(expr: Expr):
-    """Every node of an expression tree, parents first."""
-    stack = [expr]
+    """Every node of an expression tree with its depth (the root is 1), parents first."""
+    stack = [(expr, 1)]
     while stack:
-        node = stack.pop()
-        yield node
+        node, depth = stack.pop()
+        yield node, depth
         if isinstance(node, FuncCall):
-            stack.extend(reversed(node.args))
+            children = reversed(node.args)
         elif isinstance(node, Unary):
-            stack.append(node.operand)
+            children = (node.operand,)
         elif isinstance(node, Binary):
-            stack.extend((node.right, node.left))
+            children = (node.right, node.left)
         elif isinstance(node, (Like, In)):
-            stack.append(node.operand)
+            children = (node.operand,)
         elif isinstance(node, (Member, Index)):
-            stack.append(node.base)
+            children = (node.base,)
+        else:
+            continue
+        stack.extend((child, depth + 1) for child in children)
 
 
 # ------------------------------------------------------------------------------------------

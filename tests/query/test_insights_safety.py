@@ -120,7 +120,7 @@ def user_texts(query) -> list[str]:
                     out.append(node)
                 elif hasattr(node, "span") and not isinstance(node, (int, float)):
                     try:
-                        for sub in walk(node):
+                        for sub, _ in walk(node):
                             if isinstance(sub, String):
                                 out.append(sub.value)
                             elif isinstance(sub, Regex):
