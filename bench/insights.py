@@ -2,8 +2,11 @@
 
 The store (``--events``, default 10 M; one group, 10 streams, ~200-byte lines, half JSON
 objects with 9 keys, half text; the lines of ``bench/logs_ingest.py``) is built directly with
-``LogsStore.append`` through ``Store.write_sync``, so the JSON keys are materialized as columns
-exactly as PutLogEvents does.  Then, in the same run:
+``LogsStore.append`` through ``Store.write_sync`` (no field is queried yet, so no column).  The
+fields get their columns as on a server: the reference queries are compiled once against the
+store (``LogsStore.field_sql`` records the JSON fields they read), then
+``LogsStore.materialize_step`` runs until the backfill is done, each step timed (the writer
+pause).  Then, in the same run:
 
 * the lower bound: hand-written DuckDB SQL answering each query over the materialized
   columns (``log_fields`` gives their names), on the same file, in this process;
@@ -11,20 +14,21 @@ exactly as PutLogEvents does.  Then, in the same run:
   GetQueryResults polled every 10 ms until Complete (client wall time), and the server's own
   ``queryDuration`` (DescribeQueries).
 
-The ratio is server wall time / hand-written SQL (target ≤ 3×).  ``--ingest`` adds PutLogEvents
-ingest with materialization on and off (``bench/logs_ingest.py --skip-filter``, whose server is
-started with ``METRICSTORE_LOG_FIELD_COLUMNS=500`` / ``0``), and the in-process write path.
-The server reads the columns the store already has whatever that variable says.
+The ratio is server wall time / hand-written SQL (target ≤ 3×).  ``--ingest`` measures ingest
+with no field demanded and with the reference queries' fields demanded (their columns filled
+at ingest): in process (``LogsStore.append`` via ``Store.write_sync``) and PutLogEvents over
+HTTP (``bench/logs_ingest.py``'s load generator on a fresh server; for "demanded", the
+reference queries are started once before the load, and the columns checked after it),
+against a raw DuckDB insert of the same rows.
 
-    .venv/bin/python bench/insights.py --events 2000000 --data-dir /tmp/ins --results bench/RESULTS.md
+    .venv/bin/python bench/insights.py --events 2000000 --data-dir /tmp/ins2m --repeats 3
     .venv/bin/python bench/insights.py --skip-queries --ingest --seconds 10
 """
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -125,6 +129,31 @@ def _client(url: str):
                         config=Config(retries={"max_attempts": 0}))
 
 
+def demand_fields(store, logs, gid: int, log=print) -> dict:
+    """Compile the reference queries against ``logs`` (which records the JSON fields they
+    read), then run ``materialize_step`` until nothing is left; returns the step times."""
+    from metricstore.operations.insights import events_source
+    from query.insights_compile import compile_query
+    from query.insights_parser import parse
+    for _, q, _ in QUERIES:
+        compile_query(parse(q), events_source(logs.field_sql, [gid], 0, 1), now_ms=0)
+    wanted = sorted(logs.wanted)
+    times = []
+    t0 = time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        more = store.write_sync(logs.materialize_step)
+        times.append(time.perf_counter() - t)
+        if not more:
+            break
+        if len(times) % 50 == 0:
+            log(f"  backfill: {len(times)} steps, watermarks {sorted(set(logs.filled.values()))}")
+    total = time.perf_counter() - t0
+    return {"fields": wanted, "steps": len(times), "total": total,
+            "max": max(times), "median": statistics.median(times),
+            "p99": sorted(times)[int(len(times) * .99)] if times else 0}
+
+
 def bench_queries(args, report: list[str]) -> None:
     data = Path(args.data_dir)
     db = data / "metricstore.duckdb"
@@ -132,8 +161,20 @@ def bench_queries(args, report: list[str]) -> None:
         t0 = time.perf_counter()
         LI.build_store(data, args.events)
         report.append(f"- store built: {args.events:,} events in {time.perf_counter() - t0:.0f} s"
-                      " (LogsStore.append, 200,000-event chunks over 10 streams, fields "
-                      "materialized)")
+                      " (LogsStore.append, 200,000-event chunks over 10 streams, no field "
+                      "queried yet: no column)")
+    from metricstore.store.db import Store
+    from metricstore.store.logs import BACKFILL_CHUNK, LogsStore
+    store = Store(str(db))
+    logs = LogsStore(store)
+    gid = store.con.execute("SELECT id FROM log_groups WHERE name = ?", [GROUP]).fetchone()[0]
+    d = demand_fields(store, logs, gid)
+    store.close()
+    report.append(f"- fields the reference queries read, given columns by demand: "
+                  f"{', '.join(d['fields']) or 'none new'}; backfill {d['steps']} steps of "
+                  f"{BACKFILL_CHUNK:,} events in {d['total']:.1f} s, writer pause per step "
+                  f"median {d['median'] * 1000:.0f} ms, p99 {d['p99'] * 1000:.0f} ms, "
+                  f"max {d['max'] * 1000:.0f} ms")
     import duckdb
     con = duckdb.connect(str(db), read_only=True)
     n, lo, hi = con.execute("SELECT count(*), min(ts), max(ts) FROM log_events").fetchone()
@@ -166,34 +207,111 @@ def bench_queries(args, report: list[str]) -> None:
                + "; ".join(f"{g['matched']:,.0f} / {g['scanned']:,.0f}" for g in got[:-1])]
 
 
+def store_append(bodies: list[dict], seconds: float, workdir: Path, demand: bool) -> dict:
+    """The server's write path without HTTP (``LogsStore.append`` through
+    ``Store.write_sync``, one call's events per transaction), with or without the reference
+    queries' fields demanded first."""
+    import json
+
+    import numpy as np
+
+    from metricstore.store.db import Store
+    from metricstore.store.logs import EventBatch, LogsStore
+    batches = []
+    for b in bodies:
+        evs = json.loads(b["body"])["logEvents"]
+        batches.append(([e["timestamp"] for e in evs], [e["message"] for e in evs], b["bytes"]))
+    path = workdir / "append.duckdb"
+    for p in (path, path.with_name(path.name + ".wal")):
+        p.unlink(missing_ok=True)
+    store = Store(str(path))
+    logs = LogsStore(store)
+    g = store.write_sync(lambda w: logs.create_group(w, "a", "r", "/g", 0, None, "STANDARD"))
+    sid = store.write_sync(lambda w: logs.create_stream(w, g.id, "s", 0))
+    if demand:
+        demand_fields(store, logs, g.id)
+    n, i = 0, 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        ts, msgs, size = batches[i % len(batches)]
+        i += 1
+        batch = EventBatch(np.asarray(ts, dtype=np.int64), msgs, size)
+        store.write_sync(lambda w, batch=batch: logs.append(w, g.id, sid, batch, 0))
+        n += len(msgs)
+    el = time.perf_counter() - t0
+    filled = {name: store.con.execute(f'SELECT count("{c}") FROM log_events').fetchone()[0]
+              for name, c in logs.fields.items()}
+    store.close()
+    return {"events": n, "seconds": el, "events_per_s": n / el, "filled": filled}
+
+
+def http_ingest(per_client: list[list[dict]], seconds: float, workdir: Path, demand: bool,
+                connections: int = 2) -> dict:
+    """PutLogEvents over HTTP on a fresh server (bench/logs_ingest.py's load generator); with
+    ``demand``, the reference queries are started once first (on the empty group) and the
+    server given a second to make their columns; afterwards the columns are checked."""
+    data = workdir / ("http-demand" if demand else "http-none")
+    C.rmtree(data)
+    streams = [json.loads(b[0]["body"])["logStreamName"] for b in per_client]
+    srv = C.metricstore_server(data).start()
+    try:
+        LI.setup_group(srv.url, streams)
+        if demand:
+            logs = _client(srv.url)
+            now = int(time.time())
+            for _, q, _ in QUERIES:
+                logs.start_query(logGroupName=GROUP, startTime=now - 60, endTime=now,
+                                 queryString=q)
+            time.sleep(1.0)
+        load = LI.run_load(srv, per_client, connections, seconds)
+    finally:
+        srv.stop()
+    import duckdb
+    con = duckdb.connect(str(data / "metricstore.duckdb"), read_only=True)
+    stored = con.execute("SELECT count(*) FROM log_events").fetchone()[0]
+    fields = con.execute("SELECT name, col, filled_from FROM log_fields").fetchall()
+    filled = {n: con.execute(f'SELECT count("{c}") FROM log_events').fetchone()[0]
+              for n, c, _ in fields}
+    con.close()
+    return dict(load, stored=stored, filled=filled)
+
+
 def bench_ingest(args, report: list[str]) -> None:
-    """PutLogEvents over HTTP with materialization on and off (bench/logs_ingest.py), and the
-    in-process write path both ways against a raw DuckDB insert."""
-    import tempfile
-    work = Path(tempfile.mkdtemp(prefix="insights-ingest-"))
-    bodies = LI.make_bodies("s", 20, int(time.time() * 1000), seed=1)
-    raw = LI.raw_insert(bodies, 200_000, work)
-    on = LI.store_append(bodies, args.seconds, work, max_fields=500)
-    off = LI.store_append(bodies, args.seconds, work, max_fields=0)
-    report += ["", "Ingest, in process (LogsStore.append via Store.write_sync, one ~4,500-event "
-               f"call per transaction, {args.seconds:.0f} s each):", "",
-               f"- raw DuckDB insert (Arrow, 10,000-row committed batches): "
-               f"{raw['events_per_s'] / 1000:,.1f} k events/s",
-               f"- materialization off: {off['events_per_s'] / 1000:,.1f} k events/s "
-               f"({off['events_per_s'] / raw['events_per_s']:.2f}× raw)",
-               f"- materialization on (9 columns): {on['events_per_s'] / 1000:,.1f} k events/s "
-               f"({on['events_per_s'] / raw['events_per_s']:.2f}× raw)"]
-    for label, env in (("off", {"METRICSTORE_LOG_FIELD_COLUMNS": "0"}),
-                       ("on", {"METRICSTORE_LOG_FIELD_COLUMNS": "500"})):
-        r = subprocess.run([sys.executable, str(C.ROOT / "bench" / "logs_ingest.py"),
-                            "--skip-filter", "--seconds", str(args.seconds)],
-                           env=dict(os.environ, **env), capture_output=True, text=True,
-                           cwd=C.ROOT, timeout=900)
-        lines = [ln for ln in r.stdout.splitlines()
-                 if "events/s" in ln and ("**" in ln or "raw DuckDB" in ln)]
-        report.append(f"- PutLogEvents over HTTP, materialization {label} "
-                      f"(bench/logs_ingest.py --skip-filter --seconds {args.seconds:.0f}):")
-        report += ["  " + ln for ln in lines] or [f"  (failed: {r.stderr[-500:]})"]
+    """Ingest with no field demanded and with the reference queries' fields demanded, in
+    process and over HTTP, against a raw DuckDB insert of the same rows."""
+    work = C.tmpdir("insights-ingest-")
+    now_ms = int(time.time() * 1000)
+    per_client = [LI.make_bodies(f"s{c}", 4, now_ms, seed=c + 1) for c in range(3)]
+    bodies = per_client[0]
+    try:
+        raw = LI.raw_insert(bodies, 1_000_000, work)
+        res = {}
+        for demand in (False, True):
+            res["app", demand] = store_append(bodies, args.seconds, work, demand)
+            res["http", demand] = http_ingest(per_client, args.seconds, work, demand)
+    finally:
+        C.rmtree(work)
+    r = raw["events_per_s"]
+    report += ["", f"Ingest ({args.seconds:.0f} s each; raw DuckDB insert of the same rows via "
+               f"Arrow, 10,000-row committed batches: {r / 1000:,.1f} k events/s):", "",
+               "| path | no field demanded | reference queries' fields demanded |",
+               "|---|---|---|"]
+    for path, label in (("app", "in process (`LogsStore.append` via `Store.write_sync`, "
+                                "one ~4,500-event call a transaction)"),
+                        ("http", "PutLogEvents over HTTP (3 clients × 2 connections)")):
+        cells = []
+        for demand in (False, True):
+            x = res[path, demand]
+            cells.append(f"{x['events_per_s'] / 1000:,.1f} k events/s "
+                         f"(**{x['events_per_s'] / r:.2f}× raw**)")
+        report.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    h = res["http", True]
+    report += ["", f"- HTTP, demanded: {h['events']:,} events acknowledged, {h['stored']:,} "
+               f"stored, {h['errors']} errors; columns filled (non-NULL values): "
+               + ", ".join(f"{n} {v:,}" for n, v in sorted(h["filled"].items())),
+               f"- HTTP, none demanded: columns {res['http', False]['filled'] or 'none'}; "
+               f"server cores {res['http', False]['server_cores']:.2f} / "
+               f"{h['server_cores']:.2f} (none / demanded)"]
 
 
 def main() -> None:
@@ -201,7 +319,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--data-dir", default="/tmp/metricstore-insights-bench")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--ingest", action="store_true", help="also measure ingest on/off")
+    ap.add_argument("--ingest", action="store_true",
+                    help="also measure ingest without / with the demanded fields")
     ap.add_argument("--skip-queries", action="store_true")
     ap.add_argument("--seconds", type=float, default=10.0, help="ingest duration per variant")
     ap.add_argument("--results", help="append the report to this markdown file")

@@ -17,11 +17,14 @@ from .clock import Clock
 from .config import Config
 from .errors import ServiceError
 from .operations import load_all
-from .store.db import Store, quote_ident
+from .store.db import Store
 from .store.logs import EventBatch, LogGroup, LogsStore
 from .store.metrics import MetricBatch, MetricsStore
 
 log = logging.getLogger("metricstore")
+
+#: Seconds between two Logs Insights field backfill steps (each one bounded chunk).
+FIELD_STEP_PAUSE = 0.05
 
 from .dispatch import SERVER
 
@@ -44,6 +47,7 @@ class Server:
         # None for JSON extraction at query time (query/insights_compile.Source.field_sql)
         # (a materialized field's column, see LogsStore and log_field_sql below)
         self.log_field_sql = self._log_field_sql
+        self._field_wake = asyncio.Event()   # a query wants a field column: wake maintenance
         self.insights = None
         self.background: set = set()      # fire-and-forget tasks (queries), kept referenced
 
@@ -69,21 +73,24 @@ class Server:
 
     @staticmethod
     def _max_log_fields() -> int:
-        """Cap on Logs Insights fields materialized at ingest (METRICSTORE_LOG_FIELD_COLUMNS,
-        e.g. 500).  Off (0) by default for now: it makes PutLogEvents ~2.3x slower, below
-        the ingest target (bench/RESULTS.md, "Logs Insights").  A store written with it off
-        keeps query-time extraction for good (LogsStore: the map is frozen), so turn it on
-        for a new data dir; fields already materialized are always used."""
+        """Cap on Logs Insights field columns (METRICSTORE_LOG_FIELD_COLUMNS, default 500; 0:
+        no new columns, the ones a store has are still used).  A column is made only for a
+        field some query has read (LogsStore.field_sql / materialize_step)."""
         try:
-            return max(0, int(os.environ.get("METRICSTORE_LOG_FIELD_COLUMNS", "0")))
+            return max(0, int(os.environ.get("METRICSTORE_LOG_FIELD_COLUMNS", "500")))
         except ValueError:
-            return 0
+            return 500
 
     def _log_field_sql(self, name: str):
-        """A discovered field's materialized column (committed ones only), or None."""
+        """A discovered field's materialized column (where filled), or None; a field without
+        one is recorded as wanted, and the maintenance task woken to add it."""
         logs = getattr(self, "logs", None)
-        c = logs.committed_fields.get(name) if logs is not None else None
-        return (quote_ident(c), []) if c is not None else None
+        if logs is None:
+            return None
+        out = logs.field_sql(name)
+        if out is None and logs.wanted:
+            self._field_wake.set()
+        return out
 
     def close(self) -> None:
         if self.insights is not None:
@@ -113,14 +120,32 @@ class Server:
         return await self.store.write(write)
 
     async def maintenance(self) -> None:
-        """Compaction (hot → clustered) and AWS's roll-up tiers, off the event loop."""
+        """Compaction (hot → clustered), AWS's roll-up tiers and log retention every
+        compact_interval, off the event loop; in between, while Logs Insights field columns
+        are wanted or being backfilled, one bounded step (LogsStore.materialize_step) every
+        FIELD_STEP_PAUSE seconds, so that other writes get the writer in between."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.config.compact_interval
         while True:
-            await asyncio.sleep(self.config.compact_interval)
+            delay = max(0.0, due - loop.time())
+            if self.logs.field_work():
+                delay = min(delay, FIELD_STEP_PAUSE)
             try:
-                await self.store.write(lambda w: self.metrics.rollup(w, self.clock.now_ms()))
-                await self.store.write(lambda w: self.logs.expire(w, self.clock.now_ms()))
+                await asyncio.wait_for(self._field_wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            self._field_wake.clear()
+            try:
+                logs = self.logs
+                if logs.field_work():
+                    await self.store.write(logs.materialize_step)
+                if loop.time() >= due:
+                    due = loop.time() + self.config.compact_interval
+                    await self.store.write(lambda w: self.metrics.rollup(w, self.clock.now_ms()))
+                    await self.store.write(lambda w: self.logs.expire(w, self.clock.now_ms()))
             except Exception:  # pragma: no cover - logged, retried next round
                 log.exception("maintenance failed")
+                await asyncio.sleep(1.0)
 
     async def reset(self) -> None:
         """Wipe all state (only with --enable-reset)."""

@@ -136,6 +136,10 @@ class Source:
     VARCHAR`` (``account:name``), ``ptr VARCHAR``.
     ``field_sql``: discovered field name (``"latency"``, ``"a.b.c"``) → ``(VARCHAR SQL over
     the relation's columns, params)``, or None for the default (:func:`default_field_sql`).
+    A third element ``w`` (an int) says that the SQL also reads column ``"doc"``, the message
+    parsed as JSON, for rows with ``seq < w`` only (a column filled from ``seq`` w on, the
+    rest extracted): the message is then parsed once for all fields, below the highest such
+    ``w`` (everywhere when some field takes the default).
     ``system_sql``: when given, the relation has no ``log_stream``, ``log_group`` and ``ptr``
     columns; this maps each of them to trusted SQL over the relation's columns, computed
     only when the query uses it (``ptr`` for the returned rows only).  ``carried``: the
@@ -460,6 +464,7 @@ class _Compiler:
         self.defined: dict[str, _Col] = {}
         self.discovered: dict[str, tuple[_Col, Sql]] = {}
         self.uses_doc = False
+        self.doc_below = 0                         # doc needed where seq < this
         self.row_mode = True
         self.stats_count = 0
         self.expr_cols: dict = {}
@@ -632,11 +637,16 @@ class _Compiler:
         for c, e in self.discovered.values():
             cols.append(f"{e.text} AS {quote_ident(c.ident)}")
             params.extend(e.params)
-        params.extend(self.source.relation_params)  # the relation comes after, in the text
         relation = f"({self.source.relation})"
         if self.uses_doc:  # the message parsed once for all default discovered fields
             relation = (f"(SELECT *, TRY_CAST(message AS JSON) AS {quote_ident('doc')} "
                         f"FROM {relation} AS {quote_ident('rel')})")
+        elif self.doc_below:  # ... or only where some column is not filled yet
+            relation = (f"(SELECT *, CASE WHEN seq < CAST(? AS BIGINT) THEN TRY_CAST(message AS"
+                        f" JSON) END AS {quote_ident('doc')} FROM {relation} AS"
+                        f" {quote_ident('rel')})")
+            params.append(self.doc_below)
+        params.extend(self.source.relation_params)  # the relation comes after, in the text
         return Sql(f"SELECT {', '.join(cols)} FROM {relation} AS {quote_ident('src')}",
                    tuple(params))
 
@@ -692,7 +702,9 @@ class _Compiler:
             resolved = self.source.field_sql(name) \
                 if not any("." in p for p in ref.parts) else None
             if resolved is not None:
-                text, params = resolved
+                text, params = resolved[:2]
+                if len(resolved) > 2:
+                    self.doc_below = max(self.doc_below, int(resolved[2]))
                 e = Sql(f"({text})", tuple(params), DYN)
             elif name.startswith("@") and not name.startswith("@@"):
                 e = NULL_DYN  # a generated field this store does not produce (@requestId …)

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from query.insights_compile import json_pointer
+from query.insights_compile import default_field_sql, json_pointer
 
 from .db import Store, WriteContext, quote_ident
 
@@ -61,9 +61,12 @@ CREATE TABLE IF NOT EXISTS metric_filters (
 );
 ALTER TABLE metric_filters ADD COLUMN IF NOT EXISTS options VARCHAR;
 CREATE TABLE IF NOT EXISTS log_tags (group_id INTEGER, key VARCHAR, value VARCHAR, PRIMARY KEY (group_id, key));
--- Logs Insights fields materialized at ingest: field name -> generated column of log_events
--- (col NULL on the one row named '' = "frozen": a field was refused, no column is ever added)
+-- Logs Insights fields materialized on demand: field name -> generated column of log_events,
+-- filled for every event with seq >= filled_from (0 or NULL: every event); events below are
+-- backfilled in the background, newest first.  (A row named '' was written by the former
+-- discover-every-key mode; it is ignored.)
 CREATE TABLE IF NOT EXISTS log_fields (name VARCHAR PRIMARY KEY, col VARCHAR);
+ALTER TABLE log_fields ADD COLUMN IF NOT EXISTS filled_from BIGINT;
 -- Events and message bytes per group, stream and hour (floor(ts / 1 h)), for Logs Insights'
 -- recordsScanned / bytesScanned without reading the messages.  Append-only (one row per
 -- PutLogEvents call and hour); maintenance merges the rows (LogsStore.expire).
@@ -86,24 +89,21 @@ HOUR_MS = 3_600_000
 _HOUR_SQL = f"((ts - (((ts % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})) // {HOUR_MS})"
 # log_counts rows above which maintenance merges them
 _COUNTS_MERGE_ROWS = 20_000
-# Field names that are materialized: top-level keys of JSON objects.  Keys that could be array
-# indexes (digits, "-"), contain "." (ambiguous with nesting), start with "@" (shown as "@@x")
-# or need escaping in a JSON pointer, and nested names (``a.b``), are left to query-time
-# extraction (a one-level nested discovery cost as much as the rest of the ingest path).
+# Field names that may be materialized: dotted paths whose every segment is an identifier-like
+# JSON key (``level``, ``http.status``).  Segments that could be array indexes (digits, "-"),
+# start with "@" (shown as "@@x"), are empty or need escaping in a JSON pointer are left to
+# query-time extraction, as are back-ticked names holding a dot (the compiler never asks).
 _SEGMENT_RE = r"[A-Za-z_$][A-Za-z0-9_$:-]*"
 _FIELD_COL_RE = re.compile(r"f_([0-9]+)")
+_FIELD_NAME = re.compile(rf"{_SEGMENT_RE}(?:\.{_SEGMENT_RE})*")
+#: Events (by seq) one backfill step fills: the writer pause of a step is about this many
+#: events' JSON extraction and column update (bench/RESULTS.md, "Logs Insights").
+BACKFILL_CHUNK = 5_000
 
-_SEGMENT = re.compile(_SEGMENT_RE)
-# The distinct key lists of the batch's (the Arrow table ``_ingest_events``) JSON objects.
-_KEYS_LISTS = "SELECT DISTINCT json_keys(TRY_CAST(message AS JSON)) FROM _ingest_events"
-# With more mapped fields than this, a batch's keys are found first and only they are filled.
-_FILL_ALL_MAX = 64
-# Which of the JSON pointers $1 some event of the batch holds a scalar (not an object, array or
-# null) at: their 1-based positions in $1.
-_SCALAR_AT = ("SELECT DISTINCT unnest(list_filter(list_transform("
-              "json_type(TRY_CAST(message AS JSON), $1), lambda x, i: CASE WHEN x NOT IN"
-              " ('OBJECT', 'ARRAY', 'NULL') THEN i END), lambda y: y IS NOT NULL))"
-              " FROM _ingest_events")
+
+def _extract_sql(name: str) -> tuple[str, list]:
+    """The compiler's query-time value of field ``name`` over ``message`` (default_field_sql)."""
+    return default_field_sql(name.split("."), "TRY_CAST(message AS JSON)")
 
 
 @dataclass
@@ -153,26 +153,31 @@ class MetricFilter:
 class LogsStore:
     """Groups, streams, events and metric filters.
 
-    Discovered fields (Logs Insights) are materialized at ingest: :meth:`append` computes, in
-    one DuckDB pass over the batch's Arrow table, every JSON object's keys and the values of
-    the fields already mapped, with exactly the SQL the query compiler uses without a column
-    (``query.insights_compile.default_field_sql``).  Keys not seen before that some event
-    holds a scalar for (``_SCALAR_AT``; top-level keys that fit ``_SEGMENT_RE``; nested
-    ``a.b`` names are not materialized) get a VARCHAR column ``f_<n>`` of ``log_events``
-    (the name → column map is the ``log_fields`` table, cached in ``fields``) and the pass is
-    run again for that batch.  The values are inserted with the events, in the same INSERT.
+    Logs Insights fields are materialized on demand.  When a compiled query reads a JSON field
+    that has no column (:meth:`field_sql`), the name is recorded as wanted; the next
+    :meth:`materialize_step` (the server's maintenance task, through the writer) gives it a
+    VARCHAR column ``f_<n>`` of ``log_events`` (the name → column map is the ``log_fields``
+    table, cached in ``fields``) whose watermark ``filled_from`` is the next sequence number:
+    from then on :meth:`append` fills it for every batch, in one DuckDB pass over the batch's
+    Arrow table computing exactly the SQL the query compiler uses without a column
+    (``query.insights_compile.default_field_sql``), inserted with the events.  Later steps
+    backfill the older events in chunks of ``BACKFILL_CHUNK`` sequence numbers, newest first,
+    lowering the watermark in the same transaction, until it reaches the oldest event (then 0).
+    Fields never queried cost nothing at ingest.  At most ``max_fields`` columns (0: no new
+    ones; existing ones are still used).
+
+    Invariant (what makes a column usable by queries): every stored event with ``seq >=
+    filled_from`` of a column holds in it what the query-time extraction gives for its
+    message.  It holds because the column is added, in a write transaction, with the next
+    sequence number as watermark, every later batch fills it, a backfill chunk fills a range
+    ``[lo, filled_from)`` and lowers the watermark to ``lo`` in one transaction, and messages
+    never change.  Queries see the committed watermark (published by a commit hook) and read
+    ``CASE WHEN seq >= filled_from THEN column ELSE extraction END``; an older watermark is
+    still a correct one, since it only goes down.
 
     ``log_counts`` holds the events and message bytes per group, stream and hour, kept in the
     same transaction as the events, so that :meth:`scanned` (recordsScanned/bytesScanned)
     reads no message text but the partial hours at the ends of a range.
-
-    Invariant (what makes a column usable by queries): for every mapped name, every stored
-    event for which the query-time extraction would give a value has that value in the
-    column.  It holds because a column is added, in the write transaction, before the first
-    event holding that name is inserted (older events cannot have it, or it would have been
-    discovered then), every later batch holding the name fills it, and once any name is
-    refused (cap reached, or materialization off) the map is frozen for good (persisted as the
-    row named ''), so a name that some stored event holds unmaterialized is never mapped.
     """
 
     def __init__(self, store: Store, max_fields: int = MAX_FIELD_COLUMNS):
@@ -180,13 +185,13 @@ class LogsStore:
         store.extend_schema(DDL)
         con = store.con
         self.max_fields = max_fields
-        self.fields: dict[str, str] = {}       # field name -> column (writer's, copy on write)
-        self.fields_frozen = False
-        for name, column in con.execute("SELECT name, col FROM log_fields").fetchall():
-            if name == "":
-                self.fields_frozen = True
-            else:
-                self.fields[name] = column
+        # field name -> column, and -> watermark (writer's; copy on write)
+        self.fields: dict[str, str] = {}
+        self.filled: dict[str, int] = {}
+        for name, column, filled_from in con.execute(
+                "SELECT name, col, filled_from FROM log_fields WHERE name <> ''").fetchall():
+            self.fields[name] = column
+            self.filled[name] = filled_from or 0
         # numbering continues after every f_<n> column of the table, mapped or not (a wiped
         # store keeps its columns, all NULL: DuckDB cannot drop a column in the transaction
         # that deleted the rows, and they cost nothing)
@@ -196,11 +201,11 @@ class LogsStore:
         ).fetchall()]
         self._next_field = 1 + max((int(m.group(1)) for m in map(_FIELD_COL_RE.fullmatch,
                                                                existing) if m), default=0)
-        # what queries may use: only committed columns (published by a commit hook)
-        self.committed_fields: dict[str, str] = self.fields
-        if max_fields <= 0 and not self.fields_frozen:
-            con.execute("INSERT OR IGNORE INTO log_fields VALUES ('', NULL)")
-            self.fields_frozen = True
+        # what queries use: name -> (column, watermark), committed state only
+        self.committed_fields: dict[str, tuple[str, int]] = {
+            n: (c, self.filled[n]) for n, c in self.fields.items()}
+        self.wanted: set[str] = set()          # names queried without a column (under _lock)
+        self._min_seq: int | None = None       # a lower bound of the stored seqs (backfill)
         self._lock = threading.Lock()
         # a store written before log_counts existed: count its events once
         if con.execute("SELECT NOT EXISTS (SELECT 1 FROM log_counts)"
@@ -348,7 +353,7 @@ class LogsStore:
             else pa.array(batch.messages, type=pa.string()),
         })
         batch.arrow = _ingest_events.column("message")
-        if self.fields or not self.fields_frozen:
+        if self.fields:
             _ingest_events = self._with_fields(w, _ingest_events)
         names = ", ".join(map(quote_ident, _ingest_events.column_names))
         w.con.execute(f"INSERT INTO log_events ({names}) SELECT * FROM _ingest_events")
@@ -393,107 +398,117 @@ class LogsStore:
         return int(n or 0), int(b or 0)
 
     # -- materialized fields ----------------------------------------------------------------
-    def _with_fields(self, w: WriteContext, _ingest_events: pa.Table) -> pa.Table:
-        """The batch plus a column (named after its ``f_<n>``) for each materialized field it
-        holds, after discovering (and mapping) the batch's new field names.
+    def field_sql(self, name: str):
+        """What the query compiler reads for discovered field ``name``: its column where it is
+        filled (``CASE WHEN seq >= watermark THEN column ELSE extraction END`` while the
+        backfill runs, with the watermark as third element: see Source.field_sql), else None
+        (query-time extraction), after recording the name as wanted when it may get a
+        column.  Called on the event loop; reads committed state only."""
+        hit = self.committed_fields.get(name)
+        if hit is None:
+            if (name not in self.wanted and len(self.committed_fields) < self.max_fields
+                    and _FIELD_NAME.fullmatch(name)):
+                with self._lock:
+                    self.wanted.add(name)
+            return None
+        column, filled_from = hit
+        if filled_from <= 0:
+            return quote_ident(column), []
+        # below the watermark: the compiler's shared parse of the message ("doc", computed
+        # only where seq < the highest watermark a query needs: the third element)
+        text, params = default_field_sql(name.split("."), quote_ident("doc"))
+        return (f"CASE WHEN seq >= CAST(? AS BIGINT) THEN {quote_ident(column)} ELSE {text} END",
+                [filled_from, *params], filled_from)
 
-        One pass over the messages (:meth:`_fill`) computes both the values of the mapped
-        fields and every JSON object's key list; only when the batch holds names not mapped
-        are they type-checked (``_SCALAR_AT``: objects and arrays are no fields), and when
-        some get a column, the values are computed again.  With many mapped names, the
-        batch's keys are found first and only those filled."""
-        discover = not self.fields_frozen
+    def field_work(self) -> bool:
+        """Whether :meth:`materialize_step` has something to do."""
+        return bool(self.wanted) or any(f > 0 for f in self.filled.values())
+
+    def materialize_step(self, w: WriteContext, chunk: int = BACKFILL_CHUNK) -> bool:
+        """One bounded step, in the writer: give the wanted names columns (while the cap
+        allows), else backfill one chunk of the columns with the highest watermark (all those
+        sharing it, in one UPDATE).  Returns whether work remains."""
+        with self._lock:
+            wanted = sorted(n for n in self.wanted if n not in self.fields)
+            self.wanted = set()
+        if wanted:
+            room = max(0, self.max_fields - len(self.fields))
+            if room:
+                self._add_columns(w, wanted[:room])
+            return self.field_work()
+        pending = {n: f for n, f in self.filled.items() if f > 0}
+        if not pending:
+            return False
+        top = max(pending.values())
+        names = sorted(n for n, f in pending.items() if f == top)
+        if self._min_seq is None:       # seqs only grow: a stale lower bound stays one
+            self._min_seq = w.con.execute("SELECT min(seq) FROM log_events").fetchone()[0]
+        lo = top - chunk
+        if self._min_seq is None or lo <= self._min_seq:
+            lo = 0                                     # this chunk reaches the oldest event
+        sets, params = [], []
+        for n in names:
+            text, p = _extract_sql(n)
+            sets.append(f"{quote_ident(self.fields[n])} = {text}")
+            params += p
+        # only JSON objects hold fields, and every JSON object holds a '{'
+        w.con.execute(f"UPDATE log_events SET {', '.join(sets)} WHERE seq >= ? AND seq < ?"
+                      " AND contains(message, '{')", [*params, lo, top])
+        w.con.execute("UPDATE log_fields SET filled_from = ? WHERE list_contains(?, name)",
+                      [lo, names])
+        self._set_filled({n: lo for n in names}, w)
+        return self.field_work()
+
+    def _add_columns(self, w: WriteContext, names: list[str]) -> None:
+        with self._lock:
+            start = self._next_seq          # every later append fills the new columns
+        added = [(n, f"f_{self._next_field + k}") for k, n in enumerate(names)]
+        for _, c in added:
+            w.con.execute(f"ALTER TABLE log_events ADD COLUMN {quote_ident(c)} VARCHAR")
+        w.con.execute("INSERT INTO log_fields (name, col, filled_from) VALUES "
+                      + ", ".join(["(?, ?, ?)"] * len(added)),
+                      [x for n, c in added for x in (n, c, start)])
+        old_fields, old_next = self.fields, self._next_field
+        self.fields = {**old_fields, **dict(added)}
+        self._next_field += len(added)
+
+        def undo():
+            self.fields, self._next_field = old_fields, old_next
+            with self._lock:
+                self.wanted |= set(names)
+        w.on_rollback(undo)
+        self._set_filled({n: start for n in names}, w)
+
+    def _set_filled(self, marks: dict[str, int], w: WriteContext) -> None:
+        """Set watermarks (writer's state now, what queries see at commit)."""
+        old = self.filled
+        self.filled = new = {**old, **marks}
+        w.on_rollback(lambda: setattr(self, "filled", old))
+
+        def publish():
+            self.committed_fields = {n: (c, new[n]) for n, c in self.fields.items() if n in new}
+        w.on_commit(publish)
+
+    def _with_fields(self, w: WriteContext, _ingest_events: pa.Table) -> pa.Table:
+        """The batch plus a column (named after its ``f_<n>``) for each materialized field
+        some event of the batch holds: one DuckDB pass over the messages computes what
+        query.insights_compile.default_field_sql gives (`CASE WHEN json_type(doc, p) NOT IN
+        ('OBJECT', 'ARRAY') THEN json_extract_string(doc, p) END`), with the multi-path forms
+        of both functions, so that each message is parsed a fixed number of times; a message
+        without '{' holds no JSON object, hence no field, and is not parsed."""
         names = list(self.fields)
-        if len(names) > _FILL_ALL_MAX:
-            keys = self._batch_keys(w.con.execute(_KEYS_LISTS).to_arrow_table().column(0))
-            names = self._map_new(w, keys, _ingest_events)
-            values = self._fill(w, _ingest_events, names, keys=False)
-        else:
-            values = self._fill(w, _ingest_events, names, keys=discover)
-            if discover:
-                keys = self._batch_keys(values.column("k"))
-                if any(k not in self.fields for k in keys):
-                    mapped = len(self.fields)
-                    self._map_new(w, keys, _ingest_events)
-                    if len(self.fields) > mapped:
-                        names = list(self.fields)
-                        values = self._fill(w, _ingest_events, names, keys=False)
-        for name in names:
-            column = values.column(quote_ident(name))
+        selects = [f"CASE WHEN ty[{k}] NOT IN ('OBJECT', 'ARRAY') THEN st[{k}] END"
+                   for k in range(1, len(names) + 1)]
+        values = w.con.execute(
+            f"SELECT {', '.join(selects)} FROM (SELECT json_type(doc, $1) AS ty,"
+            " json_extract_string(doc, $1) AS st FROM (SELECT CASE WHEN contains(message, '{')"
+            " THEN TRY_CAST(message AS JSON) END AS doc FROM _ingest_events))",
+            [[json_pointer(n.split(".")) for n in names]]).to_arrow_table()
+        for k, name in enumerate(names):
+            column = values.column(k)         # result columns are positional, never named
             if column.null_count < len(column):       # absent from the batch: stays NULL
                 _ingest_events = _ingest_events.append_column(self.fields[name], column)
         return _ingest_events
-
-    def _fill(self, w: WriteContext, _ingest_events, names: list[str], keys: bool) -> pa.Table:
-        """The value of each of ``names`` for every event (a column named ``"name"``), and
-        with ``keys`` every event's JSON key list (``k``).  The value is what
-        query.insights_compile.default_field_sql gives (`CASE WHEN json_type(doc, p) NOT IN
-        ('OBJECT', 'ARRAY') THEN json_extract_string(doc, p) END`), here with the multi-path
-        forms of both functions, so that each message is parsed a fixed number of times."""
-        selects = [f"CASE WHEN ty[{k}] NOT IN ('OBJECT', 'ARRAY') THEN st[{k}] END"
-                   for k in range(1, len(names) + 1)]
-        if keys:
-            selects.append("json_keys(doc) AS k")
-        if not selects:
-            return pa.table({})
-        # result columns are positional; they are named here, never in SQL text
-        table = w.con.execute(
-            f"SELECT {', '.join(selects)} FROM (SELECT doc, json_type(doc, $1) AS ty,"
-            " json_extract_string(doc, $1) AS st FROM (SELECT TRY_CAST(message AS JSON) AS doc"
-            " FROM _ingest_events))", [[json_pointer([n]) for n in names]]).to_arrow_table()
-        return table.rename_columns([quote_ident(n) for n in names] + (["k"] if keys else []))
-
-    @staticmethod
-    def _batch_keys(lists) -> list[str]:
-        """The distinct keys of an Arrow column of key lists that may be materialized."""
-        flat = pc.unique(pc.list_flatten(lists)).to_pylist()
-        return sorted(k for k in flat if k is not None and _SEGMENT.fullmatch(k))
-
-    def _map_new(self, w: WriteContext, keys: list[str], _ingest_events) -> list[str]:
-        """Map (add columns for) the keys of the batch not yet mapped that some event holds a
-        scalar for; returns the mapped names among ``keys``."""
-        new = [k for k in keys if k not in self.fields]
-        if new and not self.fields_frozen:
-            hit = {r[0] for r in w.con.execute(
-                _SCALAR_AT, [[json_pointer([k]) for k in new]]).fetchall()}
-            self._columns_for(w, [k for i, k in enumerate(new, 1) if i in hit])
-        return [k for k in keys if k in self.fields]
-
-    def _columns_for(self, w: WriteContext, names) -> list[tuple[str, str]]:
-        """(name, column) for each of ``names`` that is or becomes materialized: new names get
-        a column (ALTER TABLE) while the cap allows; the first one refused freezes the map."""
-        out = []
-        fields = self.fields
-        added = []
-        refused = False
-        for name in names:
-            c = fields.get(name)
-            if c is None:
-                if self.fields_frozen or refused or len(fields) + len(added) >= self.max_fields:
-                    refused = True
-                    continue
-                c = f"f_{self._next_field + len(added)}"
-                added.append((name, c))
-            out.append((name, c))
-        if added:
-            for name, c in added:
-                w.con.execute(f"ALTER TABLE log_events ADD COLUMN {quote_ident(c)} VARCHAR")
-            w.con.execute("INSERT INTO log_fields VALUES " + ", ".join(["(?, ?)"] * len(added)),
-                          [x for pair in added for x in pair])
-            old, old_next = self.fields, self._next_field
-            self.fields = new = {**old, **dict(added)}
-            self._next_field += len(added)
-
-            def undo():
-                self.fields, self._next_field = old, old_next
-            w.on_rollback(undo)
-            w.on_commit(lambda: setattr(self, "committed_fields", new)
-                        if len(new) > len(self.committed_fields) else None)
-        if refused and not self.fields_frozen:
-            w.con.execute("INSERT OR IGNORE INTO log_fields VALUES ('', NULL)")
-            self.fields_frozen = True
-            w.on_rollback(lambda: setattr(self, "fields_frozen", False))
-        return out
 
     def expire(self, w: WriteContext, now_ms: int) -> int:
         """Delete events older than their group's retention (the scheduled retention job)."""
