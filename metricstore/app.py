@@ -61,7 +61,7 @@ class Server:
                            max_queued_write_bytes=c.max_queued_write_bytes,
                            max_concurrent_queries=c.max_concurrent_queries,
                            max_queued_queries=c.max_queued_queries,
-                           query_timeout=c.query_timeout)
+                           query_timeout=c.query_timeout, memory_limit=c.memory_limit)
         self.metrics = MetricsStore(self.store)
         self.logs = LogsStore(self.store, self._max_log_fields())
         from .operations.insights import QueryRunner

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass, field
 
 
@@ -29,6 +30,7 @@ class Config:
     max_concurrent_queries: int = 4          # GetMetricData/GetMetricStatistics running at once
     max_queued_queries: int = 64             # ... waiting for a slot; beyond: Throttling
     query_timeout: float = 30.0              # seconds (wait + run) before a query is interrupted
+    memory_limit: str | None = None          # DuckDB buffer pool bound, e.g. "1GB" (None: 80 % RAM)
     keys: dict | None = field(default=None, repr=False)   # loaded from ``credentials``
 
     def load_keys(self) -> None:
@@ -58,6 +60,13 @@ def _env_bool(name: str, default: bool) -> bool:
     if v is None:
         return default
     return v.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _memory_size(text: str) -> str:
+    """A DuckDB memory size such as ``512MB`` or ``2GiB``."""
+    if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(B|[KMGT]i?B)\s*", text, re.IGNORECASE):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 512MB or 2GiB")
+    return text.strip()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -116,6 +125,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--query-timeout", type=float,
                    default=float(env("METRICSTORE_QUERY_TIMEOUT", Config.query_timeout)),
                    help="seconds a metric query may wait and run before it is interrupted")
+    s.add_argument("--memory-limit", type=_memory_size, default=env("METRICSTORE_MEMORY_LIMIT"),
+                   help="DuckDB memory limit, e.g. 1GB (default: DuckDB's, 80%% of RAM): "
+                        "cached data blocks are evicted past it, large queries spill to disk")
     return p
 
 
@@ -130,5 +142,6 @@ def from_args(argv=None) -> tuple[str, Config]:
                  max_queued_writes=a.max_queued_writes,
                  max_queued_write_bytes=a.max_queued_write_bytes,
                  max_concurrent_queries=a.max_concurrent_queries,
-                 max_queued_queries=a.max_queued_queries, query_timeout=a.query_timeout)
+                 max_queued_queries=a.max_queued_queries, query_timeout=a.query_timeout,
+                 memory_limit=a.memory_limit)
     return a.command, cfg

@@ -520,3 +520,21 @@ def test_limits_flags_and_environment(monkeypatch):
                         "--max-concurrent-queries", "3", "--max-queued-queries", "9"])
     assert (cfg.max_queued_writes, cfg.max_queued_write_bytes, cfg.max_concurrent_queries,
             cfg.max_queued_queries, cfg.query_timeout) == (7, 1000, 3, 9, 2.5)
+
+
+def test_memory_limit_reaches_duckdb(tmp_path):
+    """--memory-limit bounds DuckDB's buffer pool; a malformed size is a ValueError (the CLI
+    refuses it before start-up, see metricstore/config.py)."""
+    store = Store(str(tmp_path / "m.db"), memory_limit="300MB")
+    try:
+        limit = store.read_sync(lambda cur: cur.execute(
+            "SELECT current_setting('memory_limit')").fetchone()[0])
+        assert limit.endswith("MiB") and 250 < float(limit.split()[0]) < 300, limit
+    finally:
+        store.close()
+    with pytest.raises(ValueError):
+        Store(str(tmp_path / "n.db"), memory_limit="lots")
+    from metricstore.config import from_args
+    assert from_args(["serve", "--memory-limit", "2GiB"])[1].memory_limit == "2GiB"
+    with pytest.raises(SystemExit):
+        from_args(["serve", "--memory-limit", "lots"])

@@ -170,11 +170,18 @@ class _GuardedCursor:
 class Store:
     def __init__(self, path: str, read_threads: int = 2, *, max_queued_writes: int = 0,
                  max_queued_write_bytes: int = 0, max_concurrent_queries: int = 4,
-                 max_queued_queries: int = 64, query_timeout: float = 30.0):
+                 max_queued_queries: int = 64, query_timeout: float = 30.0,
+                 memory_limit: str | None = None):
         self.path = path
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.con = duckdb.connect(path)
+        # memory_limit bounds DuckDB's buffer pool (default: 80 % of RAM): past it, cached
+        # blocks of the file are evicted and large operators spill to disk
+        try:
+            self.con = duckdb.connect(path, config={"memory_limit": memory_limit}
+                                      if memory_limit else {})
+        except duckdb.ParserException as e:     # a malformed limit, e.g. "lots"
+            raise ValueError(f"memory limit {memory_limit!r}: {e}") from None
         self.con.execute("SET enable_progress_bar = false")
         self._apply_schema()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
