@@ -50,11 +50,14 @@ class LiveServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    #: how the server process is launched (before ``serve …``)
+    launcher = ("-m", "metricstore")
+
     def start(self, timeout: float = 30.0) -> "LiveServer":
         env = dict(os.environ, **self.env)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "metricstore", "serve", "--port", str(self.port),
+            [sys.executable, *self.launcher, "serve", "--port", str(self.port),
              "--data-dir", str(self.data_dir), "--enable-reset", *self.extra_args],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout

@@ -37,10 +37,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,7 +46,7 @@ import duckdb
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ROOT, LiveServer, make_client
+from conftest import LiveServer, make_client
 
 # -- payloads ----------------------------------------------------------------------------------
 
@@ -100,24 +97,7 @@ runpy.run_module("metricstore", run_name="__main__", alter_sys=True)
 
 
 class TracedServer(LiveServer):
-    def start(self, timeout: float = 30.0) -> "TracedServer":
-        env = dict(os.environ, **self.env)
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, "serve", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), "--enable-reset", *self.extra_args],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not become healthy")
+    launcher = ("-c", LAUNCHER)
 
 
 CATALOG = """
