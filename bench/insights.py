@@ -210,39 +210,16 @@ def bench_queries(args, report: list[str]) -> None:
 def store_append(bodies: list[dict], seconds: float, workdir: Path, demand: bool) -> dict:
     """The server's write path without HTTP (``LogsStore.append`` through
     ``Store.write_sync``, one call's events per transaction), with or without the reference
-    queries' fields demanded first."""
-    import json
+    queries' fields demanded first; reports how many events each column holds."""
+    from metricstore.store.db import quote_ident
 
-    import numpy as np
+    def filled(store, logs):
+        return {"filled": {name: store.con.execute(
+            f"SELECT count({quote_ident(c)}) FROM log_events").fetchone()[0]
+            for name, c in logs.fields.items()}}
 
-    from metricstore.store.db import Store
-    from metricstore.store.logs import EventBatch, LogsStore
-    batches = []
-    for b in bodies:
-        evs = json.loads(b["body"])["logEvents"]
-        batches.append(([e["timestamp"] for e in evs], [e["message"] for e in evs], b["bytes"]))
-    path = workdir / "append.duckdb"
-    for p in (path, path.with_name(path.name + ".wal")):
-        p.unlink(missing_ok=True)
-    store = Store(str(path))
-    logs = LogsStore(store)
-    g = store.write_sync(lambda w: logs.create_group(w, "a", "r", "/g", 0, None, "STANDARD"))
-    sid = store.write_sync(lambda w: logs.create_stream(w, g.id, "s", 0))
-    if demand:
-        demand_fields(store, logs, g.id)
-    n, i = 0, 0
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        ts, msgs, size = batches[i % len(batches)]
-        i += 1
-        batch = EventBatch(np.asarray(ts, dtype=np.int64), msgs, size)
-        store.write_sync(lambda w, batch=batch: logs.append(w, g.id, sid, batch, 0))
-        n += len(msgs)
-    el = time.perf_counter() - t0
-    filled = {name: store.con.execute(f'SELECT count("{c}") FROM log_events').fetchone()[0]
-              for name, c in logs.fields.items()}
-    store.close()
-    return {"events": n, "seconds": el, "events_per_s": n / el, "filled": filled}
+    return LI.store_append(bodies, seconds, workdir,
+                           prepare=demand_fields if demand else None, report=filled)
 
 
 def http_ingest(per_client: list[list[dict]], seconds: float, workdir: Path, demand: bool,

@@ -267,10 +267,12 @@ def raw_insert(bodies: list[dict], total: int, workdir: Path, batch_rows: int = 
     return {"rows": total, "seconds": el, "events_per_s": total / el, "batch_rows": batch_rows}
 
 
-def store_append(bodies: list[dict], seconds: float, workdir: Path, max_fields: int = 0) -> dict:
+def store_append(bodies: list[dict], seconds: float, workdir: Path, prepare=None,
+                 report=None) -> dict:
     """The server's write path without HTTP: ``LogsStore.append`` (and the metric hook with no
-    filters) through ``Store.write_sync``, one call's events per transaction.  ``max_fields``:
-    the cap on materialized Logs Insights fields (0 = off, the server's default)."""
+    filters) through ``Store.write_sync``, one call's events per transaction.
+    ``prepare(store, logs, group_id)`` runs before the timed loop, ``report(store, logs)``
+    after it, its dict merged into the result (bench/insights.py: demanded fields)."""
     import numpy as np
 
     from metricstore.store.db import Store
@@ -283,9 +285,11 @@ def store_append(bodies: list[dict], seconds: float, workdir: Path, max_fields: 
     for p in (path, path.with_name(path.name + ".wal")):
         p.unlink(missing_ok=True)
     store = Store(str(path))
-    logs = LogsStore(store, max_fields)
+    logs = LogsStore(store)
     g = store.write_sync(lambda w: logs.create_group(w, "a", "r", "/g", 0, None, "STANDARD"))
     sid = store.write_sync(lambda w: logs.create_stream(w, g.id, "s", 0))
+    if prepare is not None:
+        prepare(store, logs, g.id)
     n, i = 0, 0
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -295,8 +299,9 @@ def store_append(bodies: list[dict], seconds: float, workdir: Path, max_fields: 
         store.write_sync(lambda w, batch=batch: logs.append(w, g.id, sid, batch, 0))
         n += len(msgs)
     el = time.perf_counter() - t0
+    extra = report(store, logs) if report is not None else {}
     store.close()
-    return {"events": n, "seconds": el, "events_per_s": n / el}
+    return {"events": n, "seconds": el, "events_per_s": n / el, **extra}
 
 
 # ---------------------------------------------------------------------------------------------
