@@ -71,7 +71,7 @@ from query.insights_format import format_number
 from query.insights_functions import BOOL, DYN, JSON, NUM, STR, TIME
 from query.insights_parser import UNSUPPORTED_COMMANDS, check_regex, render
 
-__all__ = ["Source", "Compiled", "compile_query", "quote_ident", "default_field_sql",
+__all__ = ["Source", "FieldSql", "Compiled", "compile_query", "quote_ident", "default_field_sql",
            "SYSTEM_FIELDS", "json_pointer"]
 
 #: System fields → (store column, kind).
@@ -98,7 +98,8 @@ _UNIT_CAP = {"ms": 1000, "s": 60, "m": 60, "h": 24}
 # Weeks start on Monday (ISO); 1969-12-29 is the Monday before the epoch.
 _MONDAY_MS = -3 * 86_400_000
 
-_NUMBER_RE = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+#: A value the natural sort (and ``sort``) reads as a number, matched whole (RE2).
+NUMBER_RE = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 
 
 def quote_ident(name: str) -> str:
@@ -128,18 +129,30 @@ def default_field_sql(parts: Sequence[str], doc_sql: str = "TRY_CAST(message AS 
 
 
 @dataclass(frozen=True)
+class FieldSql:
+    """A discovered field's value as ``Source.field_sql`` gives it: ``text`` (VARCHAR SQL over
+    the relation's columns) and its ``params``.  ``doc_below``: the SQL also reads column
+    ``"doc"``, the message parsed as JSON, for rows with ``seq < doc_below`` only (a column
+    filled from ``seq`` doc_below on, the rest extracted): the message is then parsed once
+    for all fields, below the highest such value (everywhere when some field takes the
+    default).  ``numbers_from``: on rows with ``seq >= numbers_from`` the value is a number
+    (:data:`NUMBER_RE`) or missing, so that ``sort`` need not test it (None: not known)."""
+
+    text: str
+    params: tuple = ()
+    doc_below: int = 0
+    numbers_from: Optional[int] = None
+
+
+@dataclass(frozen=True)
 class Source:
     """The events a query runs over.
 
     ``relation``: trusted SQL text of a relation with columns ``ts BIGINT`` (ms), ``ingest
     BIGINT`` (ms), ``seq BIGINT``, ``message VARCHAR``, ``log_stream VARCHAR``, ``log_group
     VARCHAR`` (``account:name``), ``ptr VARCHAR``.
-    ``field_sql``: discovered field name (``"latency"``, ``"a.b.c"``) → ``(VARCHAR SQL over
-    the relation's columns, params)``, or None for the default (:func:`default_field_sql`).
-    A third element ``w`` (an int) says that the SQL also reads column ``"doc"``, the message
-    parsed as JSON, for rows with ``seq < w`` only (a column filled from ``seq`` w on, the
-    rest extracted): the message is then parsed once for all fields, below the highest such
-    ``w`` (everywhere when some field takes the default).
+    ``field_sql``: discovered field name (``"latency"``, ``"a.b.c"``) → :class:`FieldSql`, or
+    None for the default (:func:`default_field_sql`).
     ``system_sql``: when given, the relation has no ``log_stream``, ``log_group`` and ``ptr``
     columns; this maps each of them to trusted SQL over the relation's columns, computed
     only when the query uses it (``ptr`` for the returned rows only).  ``carried``: the
@@ -147,7 +160,7 @@ class Source:
     """
 
     relation: str
-    field_sql: Callable[[str], Optional[tuple[str, list]]] = lambda name: None
+    field_sql: Callable[[str], Optional[FieldSql]] = lambda name: None
     relation_params: tuple = ()
     system_sql: Optional[dict] = None
     carried: tuple = ()
@@ -388,7 +401,7 @@ def _numeric(kind: str) -> bool:
 
 
 def _is_number(t: Sql) -> Sql:
-    return sql(f"regexp_full_match({{0}}, {_literal(_NUMBER_RE)})", t, kind=BOOL)
+    return sql(f"regexp_full_match({{0}}, {_literal(NUMBER_RE)})", t, kind=BOOL)
 
 
 def _natural_parts(e: Sql, isnum: Optional[Sql] = None) -> tuple[Sql, Sql, Sql]:
@@ -463,6 +476,7 @@ class _Compiler:
         self.counter = 0
         self.defined: dict[str, _Col] = {}
         self.discovered: dict[str, tuple[_Col, Sql]] = {}
+        self.numbers_from: dict[str, int] = {}     # discovered column -> FieldSql.numbers_from
         self.uses_doc = False
         self.doc_below = 0                         # doc needed where seq < this
         self.row_mode = True
@@ -701,11 +715,12 @@ class _Compiler:
             # holds a dot (`a.b` back-ticked): those always take the default
             resolved = self.source.field_sql(name) \
                 if not any("." in p for p in ref.parts) else None
+            ident = self.fresh("d")
             if resolved is not None:
-                text, params = resolved[:2]
-                if len(resolved) > 2:
-                    self.doc_below = max(self.doc_below, int(resolved[2]))
-                e = Sql(f"({text})", tuple(params), DYN)
+                self.doc_below = max(self.doc_below, int(resolved.doc_below))
+                if resolved.numbers_from is not None:
+                    self.numbers_from[ident] = int(resolved.numbers_from)
+                e = Sql(f"({resolved.text})", tuple(resolved.params), DYN)
             elif name.startswith("@") and not name.startswith("@@"):
                 e = NULL_DYN  # a generated field this store does not produce (@requestId …)
             else:
@@ -715,7 +730,7 @@ class _Compiler:
                 self.uses_doc = True
                 text, params = default_field_sql(parts, quote_ident("doc"))
                 e = Sql(text, tuple(params), DYN)
-            self.discovered[name] = (_Col(self.fresh("d"), DYN), e)
+            self.discovered[name] = (_Col(ident, DYN), e)
         c, _ = self.discovered[name]
         return col(c.ident, c.kind)
 
@@ -1221,11 +1236,23 @@ class _Compiler:
         for key in node.keys:
             e = self.expr(key.expr)
             isnum = None
+            known = self.numbers_from.get(e.text[1:-1]) \
+                if self.row_mode and _is_column(e) else None
+            if known is not None and known <= 0:
+                # a field whose every value is a number or missing: by value (the natural
+                # order of numbers), without testing each value
+                direction = "DESC" if key.descending else "ASC"
+                keys.append(sql(f"TRY_CAST({{0}} AS DOUBLE) {direction} NULLS LAST", e))
+                continue
             if not _numeric(e.kind):
                 # "is a number" (a regex) is used by all three ORDER BY items of a text key:
                 # computed once per event, in a column of its own
                 ident = self.fresh("k")
-                numbers.append(sql(f"{{0}} AS {quote_ident(ident)}", _is_number(scalar(e))))
+                test = _is_number(scalar(e))
+                if known is not None:        # values from seq `known` on are numbers
+                    test = sql('CASE WHEN "seq" >= {0} AND {1} IS NOT NULL THEN TRUE ELSE {2} END',
+                               param(known, "BIGINT", NUM), e, test, kind=BOOL)
+                numbers.append(sql(f"{{0}} AS {quote_ident(ident)}", test))
                 isnum = col(ident, BOOL)
             # Without asc/desc a sort is ascending (the reference leaves it open; SQL's default)
             keys.append(_order_items(e, descending=bool(key.descending), isnum=isnum))

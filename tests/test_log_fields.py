@@ -13,7 +13,7 @@ import pytest
 from conftest import LiveServer, make_client
 from metricstore.store.db import Store
 from metricstore.store.logs import EventBatch, LogsStore
-from query.insights_compile import default_field_sql
+from query.insights_compile import NUMBER_RE, FieldSql, default_field_sql
 
 # A corpus that exercises the value rendering: ints, floats (normalised by the JSON reader),
 # booleans, null, escapes and non-ASCII text, objects and arrays (never a field value), a key
@@ -83,6 +83,12 @@ def _check_invariant(st, logs):
             f' FROM log_events) WHERE seq >= ? AND "{c}" IS DISTINCT FROM ({text})',
             params + [logs.filled[name]] + params).fetchall()
         assert not bad, (name, logs.filled[name], bad)
+        # ... and every value at or above its numbers_from watermark is a number or missing
+        if logs.numbers[name] is not None:
+            bad = st.con.execute(f'SELECT seq, "{c}" FROM log_events WHERE seq >= ? AND NOT'
+                                 f' regexp_full_match("{c}", ?)',
+                                 [logs.numbers[name], NUMBER_RE]).fetchall()
+            assert not bad, (name, logs.numbers[name], bad)
 
 
 def test_fields_never_queried_cost_nothing_at_ingest(tmp_path):
@@ -107,9 +113,10 @@ def test_query_demand_adds_a_column_with_a_watermark(tmp_path):
     assert set(logs.filled.values()) == {15}                     # the next seq
     assert st.con.execute("SELECT name, col, filled_from FROM log_fields ORDER BY name"
                           ).fetchall() == [(n, logs.fields[n], 15) for n in sorted(logs.fields)]
-    text, params, doc_below = logs.field_sql("level")        # reads "doc" below seq 15
-    assert f'seq >= CAST(? AS BIGINT) THEN "{logs.fields["level"]}"' in text
-    assert params[0] == 15 and doc_below == 15
+    f = logs.field_sql("level")                                  # reads "doc" below seq 15
+    assert f'seq >= CAST(? AS BIGINT) THEN "{logs.fields["level"]}"' in f.text
+    assert f.params[0] == 15 and f.doc_below == 15
+    assert f.numbers_from == 15                                  # an empty column: vacuously
     # events ingested from now on fill the columns (and only the demanded ones)
     _append(st, logs, CORPUS, t0=100)
     _check_invariant(st, logs)
@@ -118,7 +125,7 @@ def test_query_demand_adds_a_column_with_a_watermark(tmp_path):
     while st.write_sync(lambda w: logs.materialize_step(w, chunk=4)):
         _check_invariant(st, logs)
     assert set(logs.filled.values()) == {0} and not logs.field_work()
-    assert logs.field_sql("level") == (f'"{logs.fields["level"]}"', [])
+    assert logs.field_sql("level") == FieldSql(f'"{logs.fields["level"]}"')  # text: not numbers
     assert st.con.execute("SELECT DISTINCT filled_from FROM log_fields").fetchall() == [(0,)]
     _check_invariant(st, logs)
     assert st.con.execute(f'SELECT list("{logs.fields["nested.c"]}" ORDER BY seq)'
@@ -139,6 +146,11 @@ STEP_QUERIES = [
     "fields level, latency | sort level, latency | dedup level",
     "fields `a$b`, `x:y`, `k-1`, _u, ERROR, error | filter ispresent(`x:y`) or ispresent(error)",
     "filter ispresent(fresh) | fields fresh, level | sort @timestamp",
+    # sorts by fields that hold only numbers (numbers_from) and by ones that turn mixed
+    "fields latency, ratio, big | sort latency desc | limit 9",
+    "fields ratio, latency | sort ratio, latency desc",
+    "fields fresh, turns | sort turns desc, fresh | limit 12",
+    "sort fresh asc | fields fresh, level | limit 5",
 ]
 
 
@@ -156,12 +168,19 @@ def _run(st, logs, gids, text, use_columns):
 
 
 def _compare(st, logs, gids, expect_columns):
-    used = False
+    """Returns how the sorts by numeric fields were compiled: {"plain", "guarded", "regex"}."""
+    used, sorts = False, set()
     for q in STEP_QUERIES:
         with_cols = _run(st, logs, gids, q, True)
         assert with_cols[:2] == _run(st, logs, gids, q, False)[:2], q
         used |= '"f_' in with_cols[2]
+        if "sort latency" in q or "sort turns" in q:
+            text = with_cols[2]
+            sorts.add("plain" if "ORDER BY TRY_CAST(" in text else
+                      "guarded" if 'CASE WHEN "seq" >= CAST(? AS BIGINT) AND' in text else
+                      "regex")
     assert used == expect_columns
+    return sorts
 
 
 def test_results_identical_at_every_backfill_step_and_after_restart(tmp_path):
@@ -180,25 +199,32 @@ def test_results_identical_at_every_backfill_step_and_after_restart(tmp_path):
     _compare(st, logs, gids, expect_columns=False)               # records the demand
     assert {"level", "latency", "path", "mixed", "fresh", "nested.c", "x:y"} <= logs.wanted
     assert "a.b" not in logs.wanted                              # back-ticked, holds a dot
-    steps = 0
+    steps, sorts = 0, set()
     while st.write_sync(lambda w: logs.materialize_step(w, chunk=5)):
         steps += 1
         _check_invariant(st, logs)
-        _compare(st, logs, gids, expect_columns=True)
+        sorts |= _compare(st, logs, gids, expect_columns=True)
         if steps % 3 == 0:                                       # ingest during the backfill
             both(10_000 + steps)
-            _append(st, logs, ['{"fresh": %d, "level": {"o": 1}}' % steps], t0=20_000 + steps)
+            _append(st, logs, ['{"fresh": %d, "level": {"o": 1}, "turns": %s}'
+                               % (steps, '"n/a"' if steps == 9 else steps * 7 % 5)],
+                    t0=20_000 + steps)
         if steps == 6:                                           # restart mid-backfill
-            fields, filled = dict(logs.fields), dict(logs.filled)
+            fields, filled, numbers = dict(logs.fields), dict(logs.filled), dict(logs.numbers)
             assert any(f > 0 for f in filled.values())
             st.close()
             st, logs = _store(tmp_path)
-            assert logs.fields == fields and logs.filled == filled
-            assert logs.committed_fields == {n: (c, filled[n]) for n, c in fields.items()}
+            assert logs.fields == fields and logs.filled == filled and logs.numbers == numbers
+            assert logs.committed_fields == {n: (c, filled[n], numbers[n])
+                                             for n, c in fields.items()}
             _compare(st, logs, gids, expect_columns=True)
     assert steps > 10 and set(logs.filled.values()) == {0}
+    # numbers only: known everywhere; text, or a number field that got a text value: unknown
+    assert logs.numbers["latency"] == logs.numbers["fresh"] == 0
+    assert logs.numbers["level"] is None and logs.numbers["turns"] is None
     _check_invariant(st, logs)
-    _compare(st, logs, gids, expect_columns=True)
+    sorts |= _compare(st, logs, gids, expect_columns=True)
+    assert sorts == {"plain", "guarded", "regex"}
     st.close()
     st, logs = _store(tmp_path)
     assert not logs.field_work() and set(logs.filled.values()) == {0}
@@ -237,7 +263,7 @@ def test_cap_limits_the_columns_and_zero_adds_none(tmp_path):
     # with no new columns allowed, the existing ones are still read
     st, logs = _store(tmp_path, max_fields=0)
     name = sorted(logs.fields)[0]
-    assert logs.field_sql(name) == (f'"{logs.fields[name]}"', [])
+    assert logs.field_sql(name).text == f'"{logs.fields[name]}"'
     assert logs.field_sql("other") is None and not logs.wanted
     st.close()
 
@@ -268,7 +294,8 @@ def test_rolled_back_step_leaves_no_column_and_the_demand(tmp_path):
         raise RuntimeError("boom")
     with pytest.raises(RuntimeError):
         st.write_sync(failing_backfill)
-    assert logs.filled == before and logs.committed_fields["b"] == ("f_2", before["b"])
+    assert logs.filled == before and logs.committed_fields["b"] == ("f_2", before["b"],
+                                                                     before["b"])
     st.close()
 
 
@@ -284,7 +311,7 @@ def test_store_of_the_former_discover_every_key_mode_reads_its_columns(tmp_path)
     st.close()
     st, logs = _store(tmp_path)
     assert logs.fields == {"a": "f_1"} and logs.filled == {"a": 0} and not logs.field_work()
-    assert logs.field_sql("a") == ('"f_1"', [])
+    assert logs.field_sql("a") == FieldSql('"f_1"')        # numbers not known: None
     _append(st, logs, ['{"a": 3}'])
     _want(st, logs, "b")
     assert logs.fields["b"] == "f_2"

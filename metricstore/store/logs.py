@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from query.insights_compile import default_field_sql, json_pointer
+from query.insights_compile import NUMBER_RE, FieldSql, default_field_sql, json_pointer
 
 from .db import Store, WriteContext, quote_ident
 
@@ -67,6 +67,9 @@ CREATE TABLE IF NOT EXISTS log_tags (group_id INTEGER, key VARCHAR, value VARCHA
 -- discover-every-key mode; it is ignored.)
 CREATE TABLE IF NOT EXISTS log_fields (name VARCHAR PRIMARY KEY, col VARCHAR);
 ALTER TABLE log_fields ADD COLUMN IF NOT EXISTS filled_from BIGINT;
+-- every value of the column at seq >= numbers_from is a number (NUMBER_RE) or NULL; NULL:
+-- not known (a non-number was seen at ingest, or a column older than this flag)
+ALTER TABLE log_fields ADD COLUMN IF NOT EXISTS numbers_from BIGINT;
 -- Events and message bytes per group, stream and hour (floor(ts / 1 h)), for Logs Insights'
 -- recordsScanned / bytesScanned without reading the messages.  Append-only (one row per
 -- PutLogEvents call and hour); maintenance merges the rows (LogsStore.expire).
@@ -99,6 +102,8 @@ _FIELD_NAME = re.compile(rf"{_SEGMENT_RE}(?:\.{_SEGMENT_RE})*")
 #: Events (by seq) one backfill step fills: the writer pause of a step is about this many
 #: events' JSON extraction and column update (bench/RESULTS.md, "Logs Insights").
 BACKFILL_CHUNK = 5_000
+# a whole value that the natural sort reads as a number (RE2, as DuckDB's regexp_full_match)
+_NUMBER_FULL = f"^(?:{NUMBER_RE})$"
 
 
 def _extract_sql(name: str) -> tuple[str, list]:
@@ -175,6 +180,14 @@ class LogsStore:
     ``CASE WHEN seq >= filled_from THEN column ELSE extraction END``; an older watermark is
     still a correct one, since it only goes down.
 
+    A second watermark per column, ``numbers_from``, says that every value at ``seq >=
+    numbers_from`` is a number as the natural sort reads it (``NUMBER_RE``) or missing, so
+    that ``sort`` can order those rows by a plain cast instead of testing each value against
+    the regex (``FieldSql.numbers_from``).  A new column starts with it at its
+    ``filled_from``; a batch holding a non-number clears it for good (NULL: unknown); a
+    backfill chunk of numbers lowers it with ``filled_from`` when the two are equal.  It
+    holds for the same reasons: values at or above ``filled_from`` never change.
+
     ``log_counts`` holds the events and message bytes per group, stream and hour, kept in the
     same transaction as the events, so that :meth:`scanned` (recordsScanned/bytesScanned)
     reads no message text but the partial hours at the ends of a range.
@@ -188,10 +201,13 @@ class LogsStore:
         # field name -> column, and -> watermark (writer's; copy on write)
         self.fields: dict[str, str] = {}
         self.filled: dict[str, int] = {}
-        for name, column, filled_from in con.execute(
-                "SELECT name, col, filled_from FROM log_fields WHERE name <> ''").fetchall():
+        self.numbers: dict[str, int | None] = {}        # numbers_from (None: unknown)
+        for name, column, filled_from, numbers_from in con.execute(
+                "SELECT name, col, filled_from, numbers_from FROM log_fields"
+                " WHERE name <> ''").fetchall():
             self.fields[name] = column
             self.filled[name] = filled_from or 0
+            self.numbers[name] = numbers_from
         # numbering continues after every f_<n> column of the table, mapped or not (a wiped
         # store keeps its columns, all NULL: DuckDB cannot drop a column in the transaction
         # that deleted the rows, and they cost nothing)
@@ -201,9 +217,9 @@ class LogsStore:
         ).fetchall()]
         self._next_field = 1 + max((int(m.group(1)) for m in map(_FIELD_COL_RE.fullmatch,
                                                                existing) if m), default=0)
-        # what queries use: name -> (column, watermark), committed state only
-        self.committed_fields: dict[str, tuple[str, int]] = {
-            n: (c, self.filled[n]) for n, c in self.fields.items()}
+        # what queries use: name -> (column, watermark, numbers_from), committed state only
+        self.committed_fields: dict[str, tuple[str, int, int | None]] = {
+            n: (c, self.filled[n], self.numbers[n]) for n, c in self.fields.items()}
         self.wanted: set[str] = set()          # names queried without a column (under _lock)
         self._min_seq: int | None = None       # a lower bound of the stored seqs (backfill)
         self._lock = threading.Lock()
@@ -398,12 +414,13 @@ class LogsStore:
         return int(n or 0), int(b or 0)
 
     # -- materialized fields ----------------------------------------------------------------
-    def field_sql(self, name: str):
+    def field_sql(self, name: str) -> FieldSql | None:
         """What the query compiler reads for discovered field ``name``: its column where it is
         filled (``CASE WHEN seq >= watermark THEN column ELSE extraction END`` while the
-        backfill runs, with the watermark as third element: see Source.field_sql), else None
-        (query-time extraction), after recording the name as wanted when it may get a
-        column.  Called on the event loop; reads committed state only."""
+        backfill runs, reading the shared parse ``doc`` below the watermark), with the
+        ``numbers_from`` watermark, else None (query-time extraction), after recording the
+        name as wanted when it may get a column.  Called on the event loop; reads committed
+        state only."""
         hit = self.committed_fields.get(name)
         if hit is None:
             if (name not in self.wanted and len(self.committed_fields) < self.max_fields
@@ -411,14 +428,14 @@ class LogsStore:
                 with self._lock:
                     self.wanted.add(name)
             return None
-        column, filled_from = hit
+        column, filled_from, numbers_from = hit
         if filled_from <= 0:
-            return quote_ident(column), []
+            return FieldSql(quote_ident(column), (), 0, numbers_from)
         # below the watermark: the compiler's shared parse of the message ("doc", computed
-        # only where seq < the highest watermark a query needs: the third element)
+        # only where seq < the highest watermark a query needs)
         text, params = default_field_sql(name.split("."), quote_ident("doc"))
-        return (f"CASE WHEN seq >= CAST(? AS BIGINT) THEN {quote_ident(column)} ELSE {text} END",
-                [filled_from, *params], filled_from)
+        return FieldSql(f"CASE WHEN seq >= CAST(? AS BIGINT) THEN {quote_ident(column)} ELSE"
+                        f" {text} END", (filled_from, *params), filled_from, numbers_from)
 
     def field_work(self) -> bool:
         """Whether :meth:`materialize_step` has something to do."""
@@ -456,7 +473,20 @@ class LogsStore:
                       " AND contains(message, '{')", [*params, lo, top])
         w.con.execute("UPDATE log_fields SET filled_from = ? WHERE list_contains(?, name)",
                       [lo, names])
-        self._set_filled({n: lo for n in names}, w)
+        # numbers_from follows the watermark down while the chunk holds only numbers
+        follow = [n for n in names if self.numbers.get(n) == top]
+        numeric = []
+        if follow:
+            checks = ", ".join(f"bool_and({quote_ident(self.fields[n])} IS NULL OR "
+                               f"regexp_full_match({quote_ident(self.fields[n])}, ?))"
+                               for n in follow)
+            row = w.con.execute(f"SELECT {checks} FROM log_events WHERE seq >= ? AND seq < ?",
+                                [*[NUMBER_RE] * len(follow), lo, top]).fetchone()
+            numeric = [n for n, ok in zip(follow, row) if ok is not False]
+            if numeric:
+                w.con.execute("UPDATE log_fields SET numbers_from = ? WHERE"
+                              " list_contains(?, name)", [lo, numeric])
+        self._set_marks(w, filled={n: lo for n in names}, numbers={n: lo for n in numeric})
         return self.field_work()
 
     def _add_columns(self, w: WriteContext, names: list[str]) -> None:
@@ -465,9 +495,9 @@ class LogsStore:
         added = [(n, f"f_{self._next_field + k}") for k, n in enumerate(names)]
         for _, c in added:
             w.con.execute(f"ALTER TABLE log_events ADD COLUMN {quote_ident(c)} VARCHAR")
-        w.con.execute("INSERT INTO log_fields (name, col, filled_from) VALUES "
-                      + ", ".join(["(?, ?, ?)"] * len(added)),
-                      [x for n, c in added for x in (n, c, start)])
+        w.con.execute("INSERT INTO log_fields (name, col, filled_from, numbers_from) VALUES "
+                      + ", ".join(["(?, ?, ?, ?)"] * len(added)),
+                      [x for n, c in added for x in (n, c, start, start)])
         old_fields, old_next = self.fields, self._next_field
         self.fields = {**old_fields, **dict(added)}
         self._next_field += len(added)
@@ -477,16 +507,22 @@ class LogsStore:
             with self._lock:
                 self.wanted |= set(names)
         w.on_rollback(undo)
-        self._set_filled({n: start for n in names}, w)
+        self._set_marks(w, filled={n: start for n in names}, numbers={n: start for n in names})
 
-    def _set_filled(self, marks: dict[str, int], w: WriteContext) -> None:
+    def _set_marks(self, w: WriteContext, filled: dict | None = None,
+                   numbers: dict | None = None) -> None:
         """Set watermarks (writer's state now, what queries see at commit)."""
-        old = self.filled
-        self.filled = new = {**old, **marks}
-        w.on_rollback(lambda: setattr(self, "filled", old))
+        old = self.filled, self.numbers
+        self.filled = new = {**old[0], **(filled or {})}
+        self.numbers = new_numbers = {**old[1], **(numbers or {})}
+
+        def undo():
+            self.filled, self.numbers = old
+        w.on_rollback(undo)
 
         def publish():
-            self.committed_fields = {n: (c, new[n]) for n, c in self.fields.items() if n in new}
+            self.committed_fields = {n: (c, new[n], new_numbers.get(n))
+                                     for n, c in self.fields.items() if n in new}
         w.on_commit(publish)
 
     def _with_fields(self, w: WriteContext, _ingest_events: pa.Table) -> pa.Table:
@@ -504,10 +540,18 @@ class LogsStore:
             " json_extract_string(doc, $1) AS st FROM (SELECT CASE WHEN contains(message, '{')"
             " THEN TRY_CAST(message AS JSON) END AS doc FROM _ingest_events))",
             [[json_pointer(n.split(".")) for n in names]]).to_arrow_table()
+        mixed = []
         for k, name in enumerate(names):
             column = values.column(k)         # result columns are positional, never named
             if column.null_count < len(column):       # absent from the batch: stays NULL
                 _ingest_events = _ingest_events.append_column(self.fields[name], column)
+                if self.numbers.get(name) is not None and not pc.all(
+                        pc.match_substring_regex(column, _NUMBER_FULL)).as_py():
+                    mixed.append(name)
+        if mixed:        # a non-number: the column's numbers_from is unknown from now on
+            w.con.execute("UPDATE log_fields SET numbers_from = NULL WHERE list_contains(?, name)",
+                          [mixed])
+            self._set_marks(w, numbers={n: None for n in mixed})
         return _ingest_events
 
     def expire(self, w: WriteContext, now_ms: int) -> int:

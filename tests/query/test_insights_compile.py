@@ -25,11 +25,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from query.insights_compile import Source, compile_query
+from query.insights_compile import FieldSql, Source, compile_query
 from query.insights_parser import parse
 
 FIXTURES = Path(__file__).parent / "fixtures"
-INPUT_META = ("now_ms", "limit_default", "limit_max", "materialized")
+INPUT_META = ("now_ms", "limit_default", "limit_max", "materialized", "numbers")
 
 
 @dataclass
@@ -69,8 +69,12 @@ def write_golden(path: Path, cases: list[Case]) -> None:
 
 def compile_case(case: Case):
     materialized = {m.strip() for m in case.meta.get("materialized", "").split(",") if m.strip()}
+    # "# numbers: latency=0": the column holds only numbers from that seq on (numbers_from)
+    numbers = {k.strip(): int(v) for k, v in (m.split("=") for m in
+                                              case.meta.get("numbers", "").split(",") if m)}
     source = Source("SELECT * FROM events",
-                    lambda name: (f'"f_{name}"', []) if name in materialized else None)
+                    lambda name: FieldSql(f'"f_{name}"', (), 0, numbers.get(name))
+                    if name in materialized else None)
     kwargs = {k: int(case.meta[k]) for k in ("now_ms", "limit_default", "limit_max")
               if k in case.meta}
     return compile_query(parse(case.query), source, **kwargs)
