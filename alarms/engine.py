@@ -76,6 +76,19 @@ class Plan:
         self.full = np.fromiter((r[3] for r in self.rules), dtype=bool, count=count)
 
 
+def _pattern_keys(rule_ids: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """One key per row, equal for rows of the same rule and slot codes: an integer (two
+    bits per code) when that fits in 63 bits, else the row's bytes."""
+    cols = codes.shape[1]
+    if 2 * cols + max(int(rule_ids.max(initial=0)).bit_length(), 1) <= 63:
+        keys = rule_ids.astype(np.int64) << (2 * cols)
+        for j in range(cols):
+            keys |= codes[:, j].astype(np.int64) << (2 * j)
+        return keys
+    keyed = np.concatenate([rule_ids.astype(">u4").view(np.uint8).reshape(-1, 4), codes], axis=1)
+    return np.ascontiguousarray(keyed).view(np.dtype((np.void, keyed.shape[1]))).ravel()
+
+
 def evaluate_bulk(alarms: Sequence[MetricAlarm] | Plan, previous: Sequence[str],
                   values: np.ndarray, counts: np.ndarray,
                   now: datetime) -> list[tuple[int, Evaluation]]:
@@ -100,19 +113,21 @@ def evaluate_bulk(alarms: Sequence[MetricAlarm] | Plan, previous: Sequence[str],
                                np.where(ops == 2, v < thresholds, v <= thresholds)))
     codes = np.where(present, np.where(breach, 2, 1), 0).astype(np.uint8)
     codes[np.arange(cols)[None, :] < (cols - plan.lengths)[:, None]] = 0   # outside the range
-    # One decide() per distinct (rule, pattern), not per alarm: rows keyed by their bytes.
-    keyed = np.concatenate([plan.rule_ids.astype(">u4").view(np.uint8).reshape(-1, 4), codes],
-                           axis=1)
-    keys = np.ascontiguousarray(keyed).view(np.dtype((np.void, keyed.shape[1]))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    # One decide() per distinct (rule, pattern), not per alarm; any row of a pattern stands
+    # for all of them (the rule fixes the range length too).
+    _, inverse = np.unique(_pattern_keys(plan.rule_ids, codes), return_inverse=True)
+    inverse = inverse.ravel()
+    first = np.empty(int(inverse.max(initial=-1)) + 1, dtype=np.int64)
+    first[inverse] = np.arange(len(inverse))
     lengths = plan.lengths
     decided = np.empty(len(first), dtype=np.int8)
     for u, i in enumerate(first.tolist()):
         n, m, treat = plan.distinct_rules[plan.rule_ids[i]]
         state = decide(codes[i, cols - lengths[i]:].tobytes(), n, m, treat)[0]
         decided[u] = _STATE_CODES[state]
-    states = decided[inverse.ravel()]
-    before = np.fromiter((_STATE_CODES[p] for p in previous), dtype=np.int8, count=len(previous))
+    states = decided[inverse]
+    before = np.fromiter(map(_STATE_CODES.__getitem__, previous), dtype=np.int8,
+                         count=len(previous))
     candidates = np.flatnonzero(plan.full | ((states != _KEEP) & (states != before)))
     changed = []
     for i in candidates.tolist():

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import logging
 import math
+import operator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -178,6 +179,7 @@ def math_period(metrics: list[dict]) -> int | None:
     return None
 
 
+_STATE_VALUE = operator.attrgetter("state_value")
 _STAT_CODES = {"Average": 0, "Sum": 1, "SampleCount": 2, "Minimum": 3, "Maximum": 4}
 _PERCENTILE = 5
 
@@ -189,11 +191,14 @@ class _Plan:
     period that divides all alarm periods (:func:`~metricstore.store.alarms.alarm_buckets`);
     numpy rolls those up into each alarm's periods (count, sum, min and max combine exactly)
     and lays them out right-aligned, as :mod:`alarms.engine` wants them.  The series read by
-    percentile statistics are also grouped by value in that statement, which yields the
-    (value, weight) pairs the percentiles need without a second scan.
+    percentile statistics are read once more, sample by sample, for the (value, weight)
+    pairs the percentiles need.  What depends only on the alarms is computed here, once: the
+    scheduler keeps the plan for as long as the same alarms are due together.
     """
 
     def __init__(self, entries: list[Entry], series_count: int):
+        from metricstore import stats
+
         self.entries = entries
         models = [e.model for e in entries]
         self.bulk = engine.Plan(models)
@@ -208,98 +213,126 @@ class _Plan:
                           dtype=np.int64, count=count)
         self.sid = sid
         known = np.flatnonzero(sid >= 0)
+        self.unknown = [entries[i] for i in np.flatnonzero(sid < 0).tolist()]
         self.grain = int(np.gcd.reduce(self.period[known])) if len(known) else 60
         # alarms grouped by series, to spread a series' buckets over its alarms
         self.order = known[np.argsort(sid[known], kind="stable")]
         self.sids, self.first, self.per_sid = np.unique(sid[self.order], return_index=True,
                                                         return_counts=True)
+        self.single = len(self.sids) == len(known)      # no two alarms read one series
+        # series id -> its position in ``sids`` (-1: a series no alarm reads) by a lookup
+        # table while the ids are dense enough (the store numbers series 1, 2, 3, ...); its
+        # last slot, where larger ids land, is -1
+        self.position = None
+        top = int(self.sids[-1]) + 1 if len(self.sids) else 0
+        if top <= 8 * len(self.sids) + 65536:
+            self.position = np.full(top + 1, -1, dtype=np.int32)
+            self.position[self.sids] = np.arange(len(self.sids))
+        self.ratio = self.period // self.grain          # buckets per period
+        self.unit_filter = bool((self.unit >= 0).any())
         # reading most series: scanning them all beats filtering by a list of ids
         self.every_series = len(self.sids) * 2 >= series_count
-        self.percentile_names = {}
-        for i in known[self.stat[known] == _PERCENTILE]:
-            self.percentile_names.setdefault(models[i].extended_statistic, []).append(int(i))
-        self.percentile_names = {k: np.asarray(v, dtype=np.int64)
-                                 for k, v in self.percentile_names.items()}
+        # what an alarm's cells start from before its buckets are folded in (NaN: never
+        # touched by the aggregates, percentiles fill it)
+        start_values = np.array([0.0, 0.0, 0.0, np.inf, -np.inf, np.nan])
+        self.initial = np.repeat(start_values[self.stat], self.width)
+        # percentile statistics: a number per distinct name (-1: not a percentile alarm)
+        names: dict[str, int] = {}
+        self.percentile = np.full(count, -1, dtype=np.int64)
+        for i in known[self.stat[known] == _PERCENTILE].tolist():
+            self.percentile[i] = names.setdefault(models[i].extended_statistic, len(names))
+        self.percentile_stats = [stats.parse_extended_statistic(name) for name in names]
+        self.percentile_sids = np.unique(sid[self.percentile >= 0]).astype(np.int32)
 
-    def _spread(self, sid: np.ndarray, unit: np.ndarray, fb: np.ndarray, start: np.ndarray):
+    def _spread(self, sid: np.ndarray, unit: np.ndarray, fb: np.ndarray, first_period: np.ndarray):
         """Bucket rows → (row, alarm row, flat matrix index) for every alarm of the row's
-        series whose evaluation range and unit take the bucket."""
-        pos = np.minimum(np.searchsorted(self.sids, sid), len(self.sids) - 1)
-        per = np.where(self.sids[pos] == sid, self.per_sid[pos], 0)   # series no alarm reads
-        row = np.repeat(np.arange(len(sid)), per)
-        within = np.arange(len(row)) - np.repeat(np.cumsum(per) - per, per)
-        alarm = self.order[np.repeat(self.first[pos], per) + within]
-        period = self.period[alarm]
-        slot = (fb[row] * self.grain) // period - start[alarm] // period
+        series whose evaluation range and unit take the bucket.  ``first_period``: per alarm,
+        the number of its first period (start // period)."""
+        if self.position is not None:
+            pos = self.position[np.minimum(sid, len(self.position) - 1)]
+        else:
+            pos = np.minimum(np.searchsorted(self.sids, sid), len(self.sids) - 1)
+            pos = np.where(self.sids[pos] == sid, pos, -1)
+        if self.single:
+            row = np.flatnonzero(pos >= 0)
+            alarm = self.order[pos[row]]
+        else:
+            per = np.where(pos >= 0, self.per_sid[pos], 0)
+            row = np.repeat(np.arange(len(sid)), per)
+            within = np.arange(len(row)) - np.repeat(np.cumsum(per) - per, per)
+            alarm = self.order[np.repeat(self.first[pos], per) + within]
+        slot = fb[row].astype(np.int64) // self.ratio[alarm] - first_period[alarm]
         length = self.length[alarm]
-        ok = (slot >= 0) & (slot < length) & ((self.unit[alarm] < 0) | (self.unit[alarm] == unit[row]))
-        alarm = alarm[ok]
-        return row[ok], alarm, alarm * self.width + (slot + self.width - length)[ok]
+        ok = (slot >= 0) & (slot < length)
+        if self.unit_filter:
+            wanted = self.unit[alarm]
+            ok &= (wanted < 0) | (wanted == unit[row])
+        if not ok.all():
+            row, alarm, slot, length = row[ok], alarm[ok], slot[ok], length[ok]
+        return row, alarm, alarm * self.width + slot + (self.width - length)
 
     def datapoints(self, cur, now: float) -> tuple[np.ndarray, np.ndarray]:
         shape = (len(self.entries), self.width)
-        values, counts = np.full(shape, np.nan), np.full(shape, np.nan)
         if len(self.sids) == 0:
-            return values, counts
+            return np.full(shape, np.nan), np.full(shape, np.nan)
         now_s = int(math.floor(now))
         end = now_s - now_s % self.period          # completed periods only
         start = end - self.period * self.length
         known = self.order
         lo, hi = int(start[known].min()) * 1000, int(end[known].max()) * 1000
         grain_ms = self.grain * 1000
-        percentile_sids = None
-        if self.percentile_names:
-            rows = np.concatenate(list(self.percentile_names.values()))
-            percentile_sids = np.unique(self.sid[rows]).astype(np.int32)
-        buckets = sql.alarm_buckets(cur, self.sids.astype(np.int32), grain_ms, lo, hi,
-                                    self.every_series, percentile_sids)
+        buckets, samples = sql.alarm_buckets(cur, self.sids.astype(np.int32), grain_ms, lo, hi,
+                                             self.every_series, self.percentile_sids)
         if len(buckets["sid"]) == 0:
-            return values, counts
-        row, alarm, flat = self._spread(buckets["sid"].astype(np.int64),
-                                        buckets["unit"].astype(np.int64),
-                                        buckets["fb"].astype(np.int64), start)
-        order = np.argsort(flat, kind="stable")
-        srow, sflat = row[order], flat[order]
-        cells, first = np.unique(sflat, return_index=True)
-        n = np.add.reduceat(buckets["n"][srow], first)
-        total = np.add.reduceat(buckets["s"][srow], first)
-        low = np.minimum.reduceat(buckets["lo"][srow], first)
-        high = np.maximum.reduceat(buckets["hi"][srow], first)
-        sets = np.add.reduceat(buckets["sets"][srow], first)
-        kind = self.stat[cells // self.width]
+            return np.full(shape, np.nan), np.full(shape, np.nan)
+        first_period = start // self.period
+        row, alarm, flat = self._spread(buckets["sid"], buckets["unit"], buckets["fb"],
+                                        first_period)
+        # fold the buckets into their cells in place (ufunc.at: sequential, so sums add up
+        # in row order; no sort)
+        values = self.initial.copy()
+        counts = np.zeros(values.size)
+        seen = np.zeros(values.size, dtype=bool)
+        seen[flat] = True
+        np.add.at(counts, flat, buckets["n"][row])
+        kind = self.stat[alarm]
+        summed = kind <= 1                                  # Average, Sum
+        np.add.at(values, flat[summed], buckets["s"][row[summed]])
+        low, high = kind == 3, kind == 4
+        np.minimum.at(values, flat[low], buckets["lo"][row[low]])
+        np.maximum.at(values, flat[high], buckets["hi"][row[high]])
+        cells = np.flatnonzero(seen)
+        cell_kind = self.stat[cells // self.width]
         with np.errstate(invalid="ignore", divide="ignore"):
-            v = np.select([kind == 0, kind == 1, kind == 2, kind == 3, kind == 4],
-                          [total / n, total, n, low, high], np.nan)
-        values.flat[cells] = v
-        counts.flat[cells] = n
-        if self.percentile_names:
-            self._percentiles(buckets, row, alarm, flat, values, cells[sets > 0])
-        return values, counts
+            average = cells[cell_kind == 0]
+            values[average] /= counts[average]
+        sample_count = cells[cell_kind == 2]
+        values[sample_count] = counts[sample_count]
+        if samples is not None:
+            self._percentiles(samples, first_period, values)
+            # a period with statistic sets has no percentile (as GetMetricStatistics)
+            sets = buckets["sets"][row] > 0
+            values[flat[sets & (kind == _PERCENTILE)]] = np.nan
+        values[~seen] = np.nan
+        counts[~seen] = np.nan
+        return values.reshape(shape), counts.reshape(shape)
 
-    def _percentiles(self, buckets, row, alarm, flat, values, blocked) -> None:
-        """Percentile-type statistics from the (value, weight) rows of the bucket scan."""
+    def _percentiles(self, rows: dict, first_period: np.ndarray, values: np.ndarray) -> None:
+        """Percentile-type statistics from the samples of their series, into ``values``
+        (flat).  Cells without a defined value keep NaN."""
         from metricstore import stats
 
-        pv = buckets["pv"]
-        has = ~np.ma.getmaskarray(pv)[row]
-        if has.any():
-            sample_values = np.asarray(np.ma.getdata(pv), dtype=np.float64)
-            weights = np.asarray(buckets["n"], dtype=np.float64)
-            row, alarm, flat = row[has], alarm[has], flat[has]
-            for name, members in self.percentile_names.items():
-                mine = np.isin(alarm, members)
-                if not mine.any():
-                    continue
-                got = stats.compute_grouped(stats.parse_extended_statistic(name), flat[mine],
-                                            sample_values[row[mine]], weights[row[mine]])
-                if got:
-                    cells = np.fromiter(got.keys(), dtype=np.int64, count=len(got))
-                    result = np.fromiter(got.values(), dtype=np.float64, count=len(got))
-                    values.flat[cells] = result
-        if len(blocked):
-            # a period with statistic sets has no percentile (as GetMetricStatistics)
-            values.flat[blocked[self.stat[blocked // self.width] == _PERCENTILE]] = np.nan
-        # percentile cells without a defined value keep NaN from the aggregate pass
+        row, alarm, flat = self._spread(rows["sid"], rows["unit"], rows["fb"], first_period)
+        which = self.percentile[alarm]        # -1: an alarm of another statistic
+        for number, stat in enumerate(self.percentile_stats):
+            mine = which == number
+            if not mine.any():
+                continue
+            got = stats.compute_grouped(stat, flat[mine], rows["value"][row[mine]],
+                                        rows["weight"][row[mine]])
+            if got:
+                cells = np.fromiter(got.keys(), dtype=np.int64, count=len(got))
+                values[cells] = np.fromiter(got.values(), dtype=np.float64, count=len(got))
 
 
 def _points(series_list) -> list[Datapoint]:
@@ -379,6 +412,37 @@ class _Pending:
     actions: list[tuple[Entry, str, str, float]] = field(default_factory=list)  # deferred
 
 
+class _Batch:
+    """A set of due metric alarms as each of its evaluations sees it: which are single-metric
+    (read together by one :class:`_Plan`, made on the read thread when first needed) and
+    which metric math, and their evaluation intervals."""
+
+    def __init__(self, due: list[Entry]):
+        single = [i for i, e in enumerate(due) if e.series_key is not None]
+        self.math = [i for i, e in enumerate(due) if e.series_key is None]
+        self.bulk = None if len(single) == len(due) else single     # None: all of them
+        self.single = due if self.bulk is None else [due[i] for i in single]
+        intervals: dict[float, list[Entry]] = {}
+        for e in due:
+            intervals.setdefault(e.interval, []).append(e)
+        self.by_interval = list(intervals.items())
+        self._plan: _Plan | None = None
+
+    def plan(self, make, lookup) -> "_Plan | None":
+        """The plan of the single-metric alarms (``make(entries)``), made again once a series
+        it lacked exists (series appear with their first PutMetricData; ``lookup`` as
+        :meth:`MetricsStore.series_id`)."""
+        if not self.single:
+            return None
+        plan = self._plan
+        if plan is not None and plan.unknown and any(
+                lookup(e.account, e.region, *e.series_key) is not None for e in plan.unknown):
+            plan = None
+        if plan is None:
+            plan = self._plan = make(self.single)
+        return plan
+
+
 class AlarmService:
     """Alarms of every account and region of the server."""
 
@@ -396,7 +460,8 @@ class AlarmService:
         self.webhook_policy = WebhookPolicy.from_config(self.config)
         self.deliverer: Deliverer | None = None
         self._generation = 0            # bumped by every configuration change
-        self._plan_cache: tuple | None = None
+        self._batches: dict = {}        # sets of due alarms -> _Batch, for one generation
+        self._batch_generation = -1
         self._kind_cache: tuple | None = None
         self._math_serial = 0           # makes metric-math query Ids unique within a batch
         self.reload()
@@ -551,22 +616,29 @@ class AlarmService:
         """Evaluate what is due; returns the number of state changes committed."""
         try:
             now = self.clock.now()
-            due = [e for e in self.metric_alarms() if e.due_at <= now]
-            snapshot = [(e, e.version, e.state_value) for e in due]
-            results: list[tuple[Entry, int, str, Evaluation]] = []
-            if snapshot:
-                results = await self.store.read(lambda cur: self.evaluate_sync(cur, snapshot, now))
+            metric = self.metric_alarms()
+            due = [e for e in metric if e.due_at <= now]
+            if len(due) == len(metric):
+                due = metric            # the usual case: one cached batch for all of them
+            previous = list(map(_STATE_VALUE, due))     # the states the evaluation starts from
+            results: list[tuple[int, Evaluation]] = []
+            if due:
+                results = await self.store.read(
+                    lambda cur: self.evaluate_sync(cur, due, previous, now))
             async with self.lock:
                 pending = _Pending()
-                for entry, version, previous, evaluation in results:
-                    if (self.entries.get(entry.key) is not entry or entry.version != version
-                            or entry.state_value != previous):
-                        continue   # changed meanwhile: evaluated again next time
+                for i, evaluation in results:
+                    entry = due[i]
+                    # replaced (PutMetricAlarm) or moved (SetAlarmState) meanwhile: evaluated
+                    # again next time
+                    if self.entries.get(entry.key) is not entry or entry.state_value != previous[i]:
+                        continue
                     pending.changes.append(self._change(entry, evaluation.state, evaluation.reason,
                                                         evaluation.reason_data_json, now))
-                for entry in due:
-                    step = entry.interval
-                    entry.due_at = (now // step + 1) * step     # the next multiple of it
+                for step, entries in self._batch(due).by_interval:
+                    next_due = (now // step + 1) * step     # the next multiple of it
+                    for entry in entries:
+                        entry.due_at = next_due
                 for entry in self.composites():
                     if entry.pending_event:
                         self._evaluate_new_composite(entry, pending, now)
@@ -578,55 +650,57 @@ class AlarmService:
             log.exception("alarm tick failed")
             raise
 
-    def evaluate_sync(self, cur, snapshot: list[tuple[Entry, int, str]],
-                      now: float) -> list[tuple[Entry, int, str, Evaluation]]:
-        """Fetch and evaluate (on a read thread): ``(entry, version, previous, Evaluation)``
-        for every alarm whose state changes."""
+    def evaluate_sync(self, cur, due: list[Entry], previous: list[str],
+                      now: float) -> list[tuple[int, Evaluation]]:
+        """Fetch and evaluate (on a read thread) the metric alarms ``due``, whose states were
+        ``previous``: ``(position in due, Evaluation)`` for every alarm whose state changes."""
         when = _utc(now)
-        bulk, bulk_entries, bulk_previous, math_alarms = [], [], [], []
-        for s in snapshot:
-            if s[0].series_key is not None:
-                bulk.append(s)
-                bulk_entries.append(s[0])
-                bulk_previous.append(s[2])
-            else:
-                math_alarms.append(s)
+        batch = self._batch(due)
+        plan = batch.plan(self._plan, self.server.metrics.series_id)
         out = []
-        if bulk:
-            plan = self._plan(bulk_entries)
+        if plan is not None:
             values, counts = plan.datapoints(cur, now)
-            changed = engine.evaluate_bulk(plan.bulk, bulk_previous, values, counts, when)
-            out.extend((bulk[i][0], bulk[i][1], bulk[i][2], ev) for i, ev in changed)
-        batched = self._math_batches(cur, [s[0] for s in math_alarms], now)
-        for entry, version, previous in math_alarms:
+            bulk = batch.bulk
+            before = previous if bulk is None else [previous[i] for i in bulk]
+            changed = engine.evaluate_bulk(plan.bulk, before, values, counts, when)
+            out.extend(changed if bulk is None else [(bulk[i], ev) for i, ev in changed])
+        math_alarms = [due[i] for i in batch.math]
+        batched = self._math_batches(cur, math_alarms, now)
+        for i, entry in zip(batch.math, math_alarms):
             try:
                 points = batched.get(id(entry))
                 if points is None:
                     points = self._math_datapoints(cur, entry, now)
-                ev = evaluate_metric_alarm(entry.model, points, previous, when)
+                ev = evaluate_metric_alarm(entry.model, points, previous[i], when)
             except Exception:  # a bad expression must not stop the other alarms
                 log.exception("evaluating metric-math alarm %s failed", entry.arn)
                 continue
-            if not ev.retained and ev.state != previous:
-                out.append((entry, version, previous, ev))
+            if not ev.retained and ev.state != previous[i]:
+                out.append((i, ev))
         return out
 
+    def _batch(self, due: list[Entry]) -> "_Batch":
+        """The batch of these due alarms, cached for a few sets of due alarms (the usual one
+        is all of them) until the next configuration change."""
+        if self._batch_generation != self._generation:
+            self._batches = {}
+            self._batch_generation = self._generation
+        key = None if due is self.metric_alarms() else tuple(map(id, due))
+        batch = self._batches.get(key)
+        if batch is None:
+            if len(self._batches) >= 4:
+                self._batches.pop(next(iter(self._batches)))
+            batch = self._batches[key] = _Batch(due)
+        return batch
+
     def _plan(self, entries: list[Entry]) -> "_Plan":
-        """The batch plan for these alarms, reused while they stay the same and their series
-        are known (series appear with their first PutMetricData)."""
+        """The batch plan for these single-metric alarms (it looks up the series ids still
+        unknown)."""
         lookup = self.server.metrics.series_id
-        unknown = 0
         for e in entries:
             if e.series_id is None:
                 e.series_id = lookup(e.account, e.region, *e.series_key)
-                unknown += e.series_id is None
-        signature = (self._generation, tuple(map(id, entries)), unknown)
-        cached = self._plan_cache
-        if cached is not None and cached[0] == signature:
-            return cached[1]
-        plan = _Plan(entries, len(self.server.metrics._info))   # series known to the store
-        self._plan_cache = (signature, plan)
-        return plan
+        return _Plan(entries, len(self.server.metrics._info))   # series known to the store
 
     def _math_datapoints(self, cur, entry: Entry, now: float) -> list[Datapoint]:
         from alarms.evaluate import evaluation_range

@@ -1,9 +1,9 @@
 """Alarm and SNS storage: alarms, alarm history, topics, subscriptions, the outbox.
 
 Plain functions over a cursor (reads) or a :class:`~.db.WriteContext` (writes); values are
-always bound parameters.  The one piece of real work is :func:`alarm_aggregates`: the
-datapoints of every due alarm in one SQL statement, joined against a request table
-(one row per alarm: series, period, evaluation range, unit).
+always bound parameters.  The one piece of real work is :func:`alarm_buckets`: the
+datapoints of every due alarm in one SQL statement (two with percentile statistics), as
+buckets the alarm scheduler rolls up into each alarm's periods.
 """
 from __future__ import annotations
 
@@ -140,14 +140,15 @@ def query_history(cur, account: str, region: str, *, name: str | None, alarm_typ
 
 # ---- datapoints for alarm evaluation ---------------------------------------------------------
 
-def _source(tables, columns: str, filtered: bool = True) -> str:
-    series = " AND series_id IN (SELECT sid FROM _alarm_series)" if filtered else ""
+def _source(tables, columns: str, series: str | None) -> str:
+    where = f" AND series_id IN (SELECT sid FROM {series})" if series else ""
     return " UNION ALL ".join(
-        f"SELECT {columns} FROM {t} WHERE ts >= $lo AND ts < $hi{series}" for t in tables)
+        f"SELECT {columns} FROM {t} WHERE ts >= $lo AND ts < $hi{where}" for t in tables)
 
 
 def alarm_buckets(cur, sids: np.ndarray, grain_ms: int, lo_ms: int, hi_ms: int,
-                  every_series: bool = False, percentile_sids: np.ndarray | None = None) -> dict:
+                  every_series: bool = False,
+                  percentile_sids: np.ndarray | None = None) -> tuple[dict, dict | None]:
     """Sample count, sum, minimum, maximum and number of statistic sets per (series, unit,
     ``ts // grain``) over ``[lo, hi)``, for the series ``sids``, in one statement.
 
@@ -155,28 +156,41 @@ def alarm_buckets(cur, sids: np.ndarray, grain_ms: int, lo_ms: int, hi_ms: int,
     rolls these buckets up into each alarm's periods (its evaluation range) in numpy: the
     database does one scan and one GROUP BY however many alarms read a series.  With
     ``every_series`` (the alarms read most series) the series filter is left out and the
-    caller drops the series it does not need.
+    caller drops the series it does not need.  Samples and statistic sets are grouped
+    apart (a bucket holding both comes back as two rows, which add up the same way), so
+    the sample side, nearly always the whole of the data, aggregates its own columns
+    without padding.
 
-    The series in ``percentile_sids`` (read by percentile-type statistics, which need the
-    values themselves) are also grouped by value: their rows carry ``pv``, one distinct
-    sample value, with ``n`` its total weight in the bucket (NULL on every other row).  The
-    aggregates still roll up exactly, and the same scan yields the weighted values.
+    Returns ``(buckets, samples)``.  ``samples`` is None, or with ``percentile_sids`` (the
+    series read by percentile-type statistics, which need the values themselves) every
+    sample of those series as (series, unit, ``ts // grain``, value, weight): a second
+    statement, cheaper than grouping the aggregate by value too, in the same transaction,
+    so that both see the same data.
     """
     _alarm_series = {"sid": sids}  # noqa: F841 - read by DuckDB's replacement scan
-    _alarm_pct = {"sid": (percentile_sids if percentile_sids is not None  # noqa: F841
-                          else np.empty(0, dtype=np.int32))}
-    filtered = not every_series
-    pv = ("CASE WHEN series_id IN (SELECT sid FROM _alarm_pct) THEN value END"
-          if percentile_sids is not None and len(percentile_sids) else "NULL::DOUBLE")
-    source = " UNION ALL ".join([
-        _source(SAMPLE_TABLES, f"series_id, ts, weight AS n, value * weight AS s, value AS lo, "
-                               f"value AS hi, unit, 0 AS sets, {pv} AS pv", filtered),
-        _source(STATSET_TABLES, "series_id, ts, n, sum AS s, min AS lo, max AS hi, unit, "
-                                "1 AS sets, NULL::DOUBLE AS pv", filtered)])
-    sql = (f"SELECT series_id AS sid, unit, ts // $g AS fb, sum(n) AS n, sum(s) AS s, "
-           f"min(lo) AS lo, max(hi) AS hi, sum(sets) AS sets, pv FROM ({source}) "
-           f"GROUP BY series_id, unit, fb, pv")
-    return cur.execute(sql, {"g": grain_ms, "lo": lo_ms, "hi": hi_ms}).fetchnumpy()
+    series = None if every_series else "_alarm_series"
+    sample_rows = _source(SAMPLE_TABLES, "series_id, ts, value, weight, unit", series)
+    statset_rows = _source(STATSET_TABLES, "series_id, ts, n, sum, min, max, unit", series)
+    aggregate = (f"SELECT series_id AS sid, unit, ts // $g AS fb, sum(weight) AS n, "
+                 f"sum(value * weight) AS s, min(value) AS lo, max(value) AS hi, "
+                 f"0::BIGINT AS sets FROM ({sample_rows}) GROUP BY series_id, unit, fb "
+                 f"UNION ALL SELECT series_id, unit, ts // $g AS fb, sum(n), sum(sum), min(min), "
+                 f"max(max), count(*) FROM ({statset_rows}) GROUP BY series_id, unit, fb")
+    params = {"g": grain_ms, "lo": lo_ms, "hi": hi_ms}
+    if percentile_sids is None or not len(percentile_sids):
+        return cur.execute(aggregate, params).fetchnumpy(), None
+    _alarm_pct = {"sid": percentile_sids}  # noqa: F841 - read by DuckDB's replacement scan
+    values = (f"SELECT series_id AS sid, unit, ts // $g AS fb, value, weight FROM "
+              f"({_source(SAMPLE_TABLES, 'series_id, ts, value, weight, unit', '_alarm_pct')})")
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        buckets = cur.execute(aggregate, params).fetchnumpy()
+        samples = cur.execute(values, params).fetchnumpy()
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    cur.execute("COMMIT")
+    return buckets, samples
 
 
 # ---- SNS topics and subscriptions -------------------------------------------------------------

@@ -104,6 +104,19 @@ def test_batched_fetch_matches_get_metric_data(server):
     assert plan.every_series and not small.every_series
     few_values, _ = store.read_sync(lambda cur: small.datapoints(cur, NOW))
     np.testing.assert_array_equal(few_values[:, -small.width:], values[few][:, -small.width:])
+    # one alarm per series (the usual batch takes a shorter path): the same rows
+    for k in range(len(entries) // 3):
+        rows = [k * 3 + host for host in range(3)]
+        one = service._plan([entries[i] for i in rows])
+        assert one.single and not plan.single
+        one_values, one_counts = store.read_sync(lambda cur: one.datapoints(cur, NOW))
+        np.testing.assert_allclose(one_values[:, -one.width:], values[rows][:, -one.width:],
+                                   rtol=1e-12, err_msg=entries[rows[0]].name)
+    # series ids too sparse for a lookup table: found by binary search, the same rows
+    plan.position = None
+    sparse_values, sparse_counts = store.read_sync(lambda cur: plan.datapoints(cur, NOW))
+    np.testing.assert_allclose(sparse_values, values, rtol=1e-12)
+    np.testing.assert_allclose(sparse_counts, counts, rtol=1e-12)
     # alarms reading several units: the aggregate over all of them (R1.7)
     mixed = [i for i, e in enumerate(entries) if e.name.startswith("a0-")]
     assert all(np.isfinite(values[i]).sum() >= 1 for i in mixed)

@@ -68,3 +68,38 @@ def test_right_alignment_and_row_datapoints():
     assert engine.evaluate_bulk([short], [INSUFFICIENT_DATA], values, np.full((1, 8), np.nan),
                                 NOW)[0][1].state == ALARM
     assert points[0].timestamp + timedelta(minutes=1) <= NOW
+
+
+def test_wide_ranges_match_single_evaluation():
+    """Patterns too long to key by an integer (two bits a period, with the rule number, in 63
+    bits) are keyed by their bytes: same results."""
+    rng = np.random.default_rng(4)
+    alarms, previous = [], []
+    for i in range(60):
+        n = [40, 3, 31][i % 3]
+        alarms.append(MetricAlarm(
+            name=f"a{i}", period=60, evaluation_periods=n,
+            datapoints_to_alarm=max(1, n // (1 + i % 4)),
+            comparison_operator=STATIC_OPERATORS[i % 4], threshold=1.0,
+            treat_missing_data=["missing", "ignore", "breaching", "notBreaching"][i // 3 % 4],
+            statistic="Average", namespace="T", metric_name="m"))
+        previous.append([OK, ALARM, INSUFFICIENT_DATA][i % 3])
+    width = engine.width(alarms)
+    plan = engine.Plan(alarms)
+    values = np.where(rng.random((len(alarms), width)) < 0.3, np.nan,
+                      rng.choice([0.0, 1.0, 2.0], size=(len(alarms), width)))
+    values[1::6] = values[0::6]        # repeated patterns share one decision
+    counts = np.where(np.isnan(values), np.nan, 1.0)
+    codes = np.zeros((len(alarms), width), dtype=np.uint8)
+    assert engine._pattern_keys(plan.rule_ids, codes).dtype.kind == "V"
+    assert engine._pattern_keys(plan.rule_ids, codes[:, :20]).dtype == np.int64
+    expected = []
+    for i, alarm in enumerate(alarms):
+        points = engine.row_datapoints(alarm, values[i], counts[i], NOW)
+        result = evaluate_metric_alarm(alarm, points, previous[i], NOW)
+        if not result.retained and result.state != previous[i]:
+            expected.append((i, result))
+    got = engine.evaluate_bulk(plan, previous, values, counts, NOW)
+    assert len(got) > 10
+    assert [(i, e.state, e.reason, e.reason_data) for i, e in got] == \
+        [(i, e.state, e.reason, e.reason_data) for i, e in expected]
