@@ -96,6 +96,25 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
+@pytest.fixture
+def open_server(tmp_path):
+    """``open_server(now)``: a Server opened in this process on ``tmp_path`` (no HTTP, no
+    ingest workers), its clock fixed at ``now`` (epoch seconds); closed after the test."""
+    from metricstore.app import Server
+    from metricstore.clock import FixedClock
+    from metricstore.config import Config
+    opened = []
+
+    def make(now: float):
+        srv = Server(Config(data_dir=str(tmp_path), ingest_workers=0), FixedClock(now))
+        srv.open()
+        opened.append(srv)
+        return srv
+    yield make
+    for srv in opened:
+        srv.close()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     srv = LiveServer(tmp_path_factory.mktemp("data")).start()

@@ -13,9 +13,6 @@ import pytest
 
 from alarms.evaluate import evaluation_range
 from alarms.scheduler import METRIC, _utc
-from metricstore.app import Server
-from metricstore.clock import FixedClock
-from metricstore.config import Config
 from metricstore.operations.metrics import UNIT_CODE, StatSpec, compute_series
 from metricstore.store.metrics import MetricBatch
 
@@ -41,11 +38,8 @@ def batch(rows):
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = Server(Config(data_dir=str(tmp_path), ingest_workers=0), FixedClock(NOW))
-    srv.open()
-    yield srv
-    srv.close()
+def server(open_server):
+    return open_server(NOW)
 
 
 def test_batched_fetch_matches_get_metric_data(server):

@@ -16,9 +16,6 @@ import pytest
 from alarms.model import ALARM, INSUFFICIENT_DATA, OK
 from alarms.scheduler import METRIC
 from metricstore import stats
-from metricstore.app import Server
-from metricstore.clock import FixedClock
-from metricstore.config import Config
 from metricstore.operations.metrics import UNIT_CODE
 from metricstore.store.metrics import MetricBatch
 
@@ -57,11 +54,8 @@ def math_config(host: str) -> dict:
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = Server(Config(data_dir=str(tmp_path), ingest_workers=0), FixedClock(NOW))
-    srv.open()
-    yield srv
-    srv.close()
+def server(open_server):
+    return open_server(NOW)
 
 
 def put_alarms(server, configs: dict[str, dict]) -> None:
